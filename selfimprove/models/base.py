@@ -76,8 +76,9 @@ class ChatModel(Protocol):
     order of ``prompts``. ``temperature=0`` means greedy decoding. A completion is
     cut before the first of ``stop`` it contains (``finish_reason="stop"``, as for
     end-of-sequence); reaching ``max_tokens`` gives ``finish_reason="length"``.
-    ``progress`` is called with the number of prompts finished so far after each
-    internal batch, so a caller can drive a progress bar. ``seed`` makes sampling
+    ``progress`` is called after each internal batch with the number of prompts
+    that batch finished (an increment; the calls sum to ``len(prompts)``), so a
+    caller can drive a progress bar across several ``generate`` calls. ``seed`` makes sampling
     reproducible where the backend allows it.
     """
 

@@ -212,6 +212,7 @@ class TransformersModel:
         rows = [i for i in order for _ in range(samples)]
         results: list[list[Completion]] = [[] for _ in prompts]
         config = self._generation_config(temperature, max_tokens)
+        reported = 0
         with torch.random.fork_rng(devices=self._rng_devices()), torch.inference_mode():
             torch.manual_seed(seed)
             for start in range(0, len(rows), self.batch_size):
@@ -220,7 +221,9 @@ class TransformersModel:
                 for i, completion in zip(batch, outputs, strict=True):
                     results[i].append(completion)
                 if progress is not None:
-                    progress(sum(len(r) == samples for r in results))
+                    done = sum(len(r) == samples for r in results)
+                    progress(done - reported)
+                    reported = done
         self.usage.add(
             prompt_tokens=samples * sum(len(ids) for ids in encoded),
             completion_tokens=sum(c.tokens for r in results for c in r),

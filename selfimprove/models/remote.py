@@ -172,10 +172,10 @@ class LiteLLMModel:
                 pool.submit(self._sample, messages, samples, params, stop): i
                 for i, messages in enumerate(conversations)
             }
-            for finished, future in enumerate(as_completed(futures), start=1):
+            for future in as_completed(futures):
                 results[futures[future]] = future.result()
                 if progress is not None:
-                    progress(finished)
+                    progress(1)
         finally:
             # On failure, do not start the queued requests; running ones finish.
             pool.shutdown(wait=True, cancel_futures=True)

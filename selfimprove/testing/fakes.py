@@ -110,7 +110,7 @@ class FakeChatModel:
                     [self._complete(self._reply(text), stop, max_tokens) for _ in range(n)]
                 )
             if progress is not None:
-                progress(len(results))
+                progress(len(prompts[start : start + self.batch_size]))
         self.calls.append(
             FakeCall(
                 prompts=list(prompts),

@@ -42,8 +42,7 @@ def test_one_row_of_n_completions_per_prompt(
         for c in row:
             assert isinstance(c.text, str)
             assert c.finish_reason in ("stop", "length")
-    assert progress and progress[-1] == len(PROMPTS)
-    assert progress == sorted(progress)
+    assert sum(progress) == len(PROMPTS) and all(step > 0 for step in progress)
 
 
 def test_local_backends_respect_max_tokens(backend: ChatModel) -> None:

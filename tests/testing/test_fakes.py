@@ -78,7 +78,7 @@ def test_records_calls_usage_and_progress() -> None:
         3,
     )
     assert len(call.completions) == 3
-    assert seen == [2, 3]
+    assert seen == [2, 1]
     assert model.prompts == ["x y z", "w", "v"]
     assert (model.usage.calls, model.usage.prompt_tokens, model.usage.completion_tokens) == (
         1,
