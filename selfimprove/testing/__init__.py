@@ -4,6 +4,9 @@
 - ``tiny_model()``: the folder of a ~1M-parameter random Llama with a real
   tokenizer and chat template, built in seconds and cached, so tests can run the
   real transformers (and TRL) code paths.
+
+For embeddings without a model, use ``selfimprove.memory.HashEmbeddings``
+(``StoreConfig(embedding="hash")``): deterministic hashed n-grams, instant.
 """
 
 from __future__ import annotations
