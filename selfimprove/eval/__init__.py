@@ -1,4 +1,4 @@
-"""Held-out evaluation and metrics."""
+"""Held-out evaluation, metrics and the promotion gate."""
 
 from selfimprove.eval.evaluate import (
     EvalReport,
@@ -7,6 +7,16 @@ from selfimprove.eval.evaluate import (
     evaluate,
     generation_settings,
 )
+from selfimprove.eval.gate import GateDecision, decide
 from selfimprove.eval.metrics import pass_at_k
 
-__all__ = ["EvalReport", "SuiteScore", "TaskResult", "evaluate", "generation_settings", "pass_at_k"]
+__all__ = [
+    "EvalReport",
+    "GateDecision",
+    "SuiteScore",
+    "TaskResult",
+    "decide",
+    "evaluate",
+    "generation_settings",
+    "pass_at_k",
+]
