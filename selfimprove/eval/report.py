@@ -1,0 +1,154 @@
+"""Run reports: ``report.json``, PNG plots and a Markdown summary, rewritten after every round.
+
+``report.json`` has the shape the CLI, console and REST API read::
+
+    {"rounds": [{"round": 0, "promoted": true, "metrics": {"heldout_pass_at_1": 0.21, ...},
+                 "counts": {...}, "train_loss": [...], "reasons": [...]}, ...]}
+
+Round 0 is the baseline (the starting model, promoted by definition). Files are
+written atomically (temp file + rename), so a reader never sees half a report.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+
+from selfimprove.eval.evaluate import EvalReport
+
+PLOTS = ("accuracy.png", "examples.png", "train_loss.png")
+
+
+class RoundRecord(BaseModel):
+    """One row of the report: what a round measured and decided."""
+
+    round: int = Field(ge=0)
+    promoted: bool
+    metrics: dict[str, float]
+    counts: dict[str, int] = Field(default_factory=dict)
+    train_loss: list[float] = Field(default_factory=list)
+    reasons: list[str] = Field(default_factory=list)
+    model_path: str | None = None
+
+
+def eval_metrics(report: EvalReport) -> dict[str, float]:
+    """Flat metrics of an evaluation: overall and per-suite pass@1 (and pass@k when sampled)."""
+    metrics = {"heldout_pass_at_1": report.pass_at_1}
+    for name, suite in report.suites.items():
+        metrics[f"{name}_pass_at_1"] = suite.pass_at_1
+        for k, value in suite.pass_at_k.items():
+            if k > 1:
+                metrics[f"{name}_pass_at_{k}"] = value
+    return metrics
+
+
+def write_report(out_dir: str | Path, rounds: Sequence[RoundRecord], *, title: str = "") -> Path:
+    """Write ``report.json``, the plots and ``summary.md`` into ``out_dir``; return the JSON path."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = sorted(rounds, key=lambda r: r.round)
+    payload = {"title": title, "rounds": [r.model_dump() for r in rows]}
+    path = out / "report.json"
+    _atomic_write(path, json.dumps(payload, indent=2) + "\n")
+    _plot(out, rows)
+    _atomic_write(out / "summary.md", summary_markdown(rows, title=title))
+    return path
+
+
+def read_report(path: str | Path) -> list[RoundRecord]:
+    """The rounds of a ``report.json``."""
+    data = json.loads(Path(path).read_text(encoding="utf-8"))
+    return [RoundRecord.model_validate(r) for r in data["rounds"]]
+
+
+def summary_markdown(rows: Sequence[RoundRecord], *, title: str = "") -> str:
+    """A short Markdown table: one line per round, with the gate's decision."""
+    suites = sorted(
+        {k.removesuffix("_pass_at_1") for r in rows for k in r.metrics if k.endswith("_pass_at_1")}
+        - {"heldout"}
+    )
+    head = ["round", "promoted", "held-out pass@1", *suites, "examples"]
+    lines = [f"# {title or 'selfimprove run'}", "", "| " + " | ".join(head) + " |"]
+    lines.append("|" + "---|" * len(head))
+    for r in rows:
+        cells = [
+            str(r.round),
+            "baseline" if r.round == 0 else ("yes" if r.promoted else "no (rolled back)"),
+            f"{r.metrics.get('heldout_pass_at_1', 0.0):.1%}",
+            *(f"{r.metrics.get(f'{s}_pass_at_1', 0.0):.1%}" for s in suites),
+            str(sum(r.counts.values())) if r.counts else "",
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    decisions = [f"- round {r.round}: " + "; ".join(r.reasons) for r in rows if r.reasons]
+    if decisions:
+        lines += ["", "Gate decisions:", *decisions]
+    return "\n".join(lines) + "\n"
+
+
+def _plot(out: Path, rows: Sequence[RoundRecord]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only; never needs a display
+    import matplotlib.pyplot as plt
+
+    rounds = [r.round for r in rows]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    keys = sorted({k for r in rows for k in r.metrics if k.endswith("_pass_at_1")})
+    for key in keys:
+        overall = key == "heldout_pass_at_1"
+        ax.plot(
+            rounds,
+            [r.metrics.get(key, float("nan")) for r in rows],
+            marker="o",
+            linewidth=2.5 if overall else 1.0,
+            label="overall" if overall else key.removesuffix("_pass_at_1"),
+        )
+    for r in rows:
+        if not r.promoted:
+            ax.axvline(r.round, color="grey", linestyle=":", linewidth=1)
+    ax.set(xlabel="round (dotted: rolled back)", ylabel="held-out pass@1", ylim=(0, 1))
+    ax.set_xticks(rounds)
+    ax.legend(fontsize=8)
+    _save(fig, out / "accuracy.png")
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    kinds = sorted({k for r in rows for k in r.counts})
+    bottom = [0] * len(rows)
+    for kind in kinds:
+        values = [r.counts.get(kind, 0) for r in rows]
+        ax.bar(rounds, values, bottom=bottom, label=kind)
+        bottom = [b + v for b, v in zip(bottom, values, strict=True)]
+    ax.set(xlabel="round", ylabel="examples stored")
+    ax.set_xticks(rounds)
+    if kinds:
+        ax.legend(fontsize=8)
+    _save(fig, out / "examples.png")
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for r in rows:
+        if r.train_loss:
+            ax.plot(range(1, len(r.train_loss) + 1), r.train_loss, label=f"round {r.round}")
+    ax.set(xlabel="logged step", ylabel="train loss")
+    if any(r.train_loss for r in rows):
+        ax.legend(fontsize=8)
+    _save(fig, out / "train_loss.png")
+
+
+def _save(fig, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fig.tight_layout()
+    fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)
+    tmp.replace(path)
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
