@@ -2,9 +2,12 @@
 
 A suite is a function ``make(difficulty, rng) -> Task`` (id, split and suite are
 filled in here). ``generate`` draws from it level by level and assigns each
-distinct prompt to a split by a hash of the prompt, so
+distinct task to a split by a hash of its identity: ``metadata["split_key"]``
+when the suite sets one (a code task's template and constants, so two prompts
+for the same function with different examples land in the same split), else
+the prompt. So
 
-- train and held-out never share a prompt, whatever seeds or sizes are used;
+- train and held-out never share a task, whatever seeds or sizes are used;
 - the held-out set is fixed: it is always drawn with the same seed, so every
   round and every run is evaluated on the same items;
 - training data can be drawn afresh with another seed.
@@ -25,9 +28,14 @@ LEVELS = (1, 2, 3, 4, 5)
 TaskMaker = Callable[[int, random.Random], Task]
 
 
-def split_of(prompt: str) -> Split:
-    """The split a prompt belongs to, fixed by its hash."""
-    digest = hashlib.sha256(prompt.encode("utf-8")).digest()
+def split_key(task: Task) -> str:
+    """What identifies a task for splitting and de-duplication."""
+    return str(task.metadata.get("split_key", task.prompt))
+
+
+def split_of(key: str) -> Split:
+    """The split a task identity (see ``split_key``) belongs to, fixed by its hash."""
+    digest = hashlib.sha256(key.encode("utf-8")).digest()
     return "heldout" if digest[0] % HELDOUT_SHARE == 0 else "train"
 
 
@@ -41,7 +49,7 @@ def generate(
     levels: tuple[int, ...] = LEVELS,
     max_tries_per_item: int = 200,
 ) -> list[Task]:
-    """``n`` distinct tasks of ``suite`` in ``split``, spread evenly over ``levels``.
+    """``n`` distinct tasks (by ``split_key``) of ``suite`` in ``split``, spread over ``levels``.
 
     Held-out tasks ignore ``seed`` (they are the same for everyone). Raises
     ValueError when a level cannot supply enough distinct prompts.
@@ -53,15 +61,16 @@ def generate(
         level = levels[i % len(levels)]
         for _ in range(max_tries_per_item):
             task = make(level, rng)
-            if task.prompt not in seen and split_of(task.prompt) == split:
+            key = split_key(task)
+            if key not in seen and split_of(key) == split:
                 break
         else:
             raise ValueError(
-                f"suite {suite!r} level {level} ran out of distinct {split} prompts after "
+                f"suite {suite!r} level {level} ran out of distinct {split} tasks after "
                 f"{len(tasks)} tasks; ask for fewer than {n}"
             )
-        seen.add(task.prompt)
-        digest = hashlib.sha256(task.prompt.encode("utf-8")).hexdigest()[:10]
+        seen.add(key)
+        digest = hashlib.sha256(key.encode("utf-8")).hexdigest()[:10]
         tasks.append(
             task.model_copy(
                 update={"id": f"{suite}/{level}/{digest}", "suite": suite, "split": split}

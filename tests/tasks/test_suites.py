@@ -5,6 +5,7 @@ import pytest
 from selfimprove.config import TasksConfig
 from selfimprove.sandbox import SandboxPool
 from selfimprove.tasks import SUITES, Grader, builtin_tasks, check_answer, load_task_set, split_of
+from selfimprove.tasks.suite import split_key
 
 
 @pytest.mark.parametrize("suite", sorted(SUITES))
@@ -18,7 +19,8 @@ def test_splits_are_disjoint_stable_and_cover_every_level(suite):
     assert not heldout_prompts & {t.prompt for t in train_a + train_b}
     assert len(heldout_prompts) == 100 and len({t.id for t in heldout}) == 100
     assert {t.difficulty for t in heldout} == {1, 2, 3, 4, 5}
-    assert all(split_of(t.prompt) == "heldout" and t.suite == suite for t in heldout)
+    assert all(split_of(split_key(t)) == "heldout" and t.suite == suite for t in heldout)
+    assert not {split_key(t) for t in heldout} & {split_key(t) for t in train_a + train_b}
 
 
 @pytest.mark.parametrize("suite", ["arithmetic", "compare", "strings"])
