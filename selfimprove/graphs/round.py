@@ -1,0 +1,206 @@
+"""The round graph: evaluate → collect → curate → train → evaluate → gate, repeated.
+
+    graph = build_round_graph(deps, checkpointer=SqliteSaver(conn))
+    graph.invoke(initial_state(deps), {"configurable": {"thread_id": "run"}})
+    graph.invoke(None, {"configurable": {"thread_id": "run"}})      # resume after a crash
+
+Each node returns a partial update of ``RoundState``; large artifacts (models,
+evaluations) live on disk under ``deps.out_dir`` and the state holds their paths,
+so checkpoints stay small. A node re-run after a crash redoes its own work only:
+the store is idempotent (content-hash ids), generation is seeded, and models and
+evaluations are written atomically, so nothing is lost or duplicated.
+
+The gate promotes the candidate only if ``selfimprove.eval.gate.decide`` says so;
+otherwise the incumbent stays and the next round starts from it again.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, Literal, TypedDict
+
+from langgraph.graph import END, START, StateGraph
+
+from selfimprove.config import Config
+from selfimprove.eval.evaluate import EvalReport, evaluate
+from selfimprove.eval.gate import decide
+from selfimprove.eval.report import RoundRecord, eval_metrics, write_report
+from selfimprove.memory.base import ExampleStore
+from selfimprove.memory.decontaminate import check_decontaminated
+from selfimprove.memory.dedup import drop_duplicates
+from selfimprove.memory.export import dpo_dataset, sft_dataset
+from selfimprove.models.base import ChatModel
+from selfimprove.tasks import Grader, TaskSet
+from selfimprove.types import Example
+
+Collector = Callable[[ChatModel, list, int], dict[str, int]]
+"""``collect(model, train_tasks, round) -> counts``: runs the collect graph for one round."""
+
+
+class RoundState(TypedDict, total=False):
+    round: int  # the round to run next (1-based)
+    incumbent: str  # folder of the promoted model
+    incumbent_eval: str  # its held-out evaluation (EvalReport JSON)
+    candidate: str | None
+    candidate_eval: str | None
+    counts: dict[str, int]
+    train_loss: list[float]
+    records: Annotated[list[dict[str, Any]], operator.add]
+
+
+@dataclass
+class RoundDeps:
+    """What the round graph needs; everything is injected so tests can swap parts."""
+
+    config: Config
+    task_set: TaskSet
+    store: ExampleStore
+    grader: Grader
+    load_model: Callable[[str], ChatModel]
+    collect: Collector
+    train: Callable[..., Any]  # trainers.train_round
+    out_dir: Path
+    show_progress: bool = True
+    on_event: Callable[[str, dict[str, Any]], None] = field(default=lambda kind, data: None)
+
+
+def initial_state(base_model: str) -> RoundState:
+    return {"round": 0, "incumbent": base_model, "records": []}
+
+
+def build_round_graph(deps: RoundDeps, *, checkpointer: Any = None):
+    """Compile the round graph over ``deps``."""
+    rounds = deps.config.loop.rounds
+
+    def baseline(state: RoundState) -> RoundState:
+        path = _evaluate(deps, state["incumbent"], deps.out_dir / "round-0" / "eval.json")
+        report = EvalReport.model_validate_json(path.read_text())
+        record = RoundRecord(
+            round=0,
+            promoted=True,
+            metrics=eval_metrics(report),
+            model_path=state["incumbent"],
+            reasons=["baseline"],
+        )
+        deps.on_event("baseline", record.model_dump())
+        return {"round": 1, "incumbent_eval": str(path), "records": [record.model_dump()]}
+
+    def collect(state: RoundState) -> RoundState:
+        model = deps.load_model(state["incumbent"])
+        counts = deps.collect(model, deps.task_set.train, state["round"])
+        deps.on_event("collected", {"round": state["round"], **counts})
+        return {"counts": counts}
+
+    def train(state: RoundState) -> RoundState:
+        r = state["round"]
+        positives, pairs = _training_examples(deps.store, r)
+        check_decontaminated(positives + pairs, deps.task_set.heldout)
+        needs = {"sft": bool(positives), "dpo": bool(pairs), "sft_dpo": bool(positives or pairs)}
+        if not needs[deps.config.training.method]:
+            return {"candidate": None, "train_loss": []}
+        sft = sft_dataset(positives) if positives else None
+        dpo = dpo_dataset(pairs) if pairs else None
+        result = deps.train(
+            state["incumbent"],
+            sft,
+            dpo,
+            deps.config.training,
+            deps.out_dir / f"round-{r}" / "model",
+        )
+        losses = [loss for stage in result.stages for loss in stage.losses]
+        return {"candidate": str(result.model_path), "train_loss": losses}
+
+    def evaluate_candidate(state: RoundState) -> RoundState:
+        path = deps.out_dir / f"round-{state['round']}" / "eval.json"
+        return {"candidate_eval": str(_evaluate(deps, state["candidate"], path))}
+
+    def gate(state: RoundState) -> RoundState:
+        before = EvalReport.model_validate_json(Path(state["incumbent_eval"]).read_text())
+        if state.get("candidate") is None:
+            promote, metrics = False, eval_metrics(before)
+            reasons = ["no training data this round: nothing to train, incumbent kept"]
+        else:
+            after = EvalReport.model_validate_json(Path(state["candidate_eval"]).read_text())
+            decision = decide(before, after, margin=deps.config.loop.promote_margin)
+            promote, metrics = decision.promote, eval_metrics(after)
+            reasons = [
+                *decision.reasons,
+                f"{len(decision.negative_flips)} negative and "
+                f"{len(decision.positive_flips)} positive flips",
+            ]
+        record = RoundRecord(
+            round=state["round"],
+            promoted=promote,
+            metrics=metrics,
+            counts=state.get("counts", {}),
+            train_loss=state.get("train_loss", []),
+            reasons=reasons,
+            model_path=state.get("candidate"),
+        )
+        deps.on_event("gate", record.model_dump())
+        update: RoundState = {
+            "round": state["round"] + 1,
+            "records": [record.model_dump()],
+            "candidate": None,
+            "candidate_eval": None,
+        }
+        if promote:
+            update |= {"incumbent": state["candidate"], "incumbent_eval": state["candidate_eval"]}
+        return update
+
+    def report(state: RoundState) -> RoundState:
+        records = [RoundRecord.model_validate(r) for r in state["records"]]
+        write_report(deps.out_dir, records, title=f"selfimprove: {deps.config.student.model}")
+        return {}
+
+    def next_step(state: RoundState) -> Literal["collect", "__end__"]:
+        return "collect" if state["round"] <= rounds else END
+
+    def after_train(state: RoundState) -> Literal["evaluate", "gate"]:
+        return "evaluate" if state.get("candidate") else "gate"
+
+    graph = StateGraph(RoundState)
+    graph.add_node("baseline", baseline)
+    graph.add_node("collect", collect)
+    graph.add_node("train", train)
+    graph.add_node("evaluate", evaluate_candidate)
+    graph.add_node("gate", gate)
+    graph.add_node("report", report)
+    graph.add_edge(START, "baseline")
+    graph.add_edge("baseline", "report")
+    graph.add_edge("collect", "train")
+    graph.add_conditional_edges("train", after_train)
+    graph.add_edge("evaluate", "gate")
+    graph.add_edge("gate", "report")
+    graph.add_conditional_edges("report", next_step)
+    return graph.compile(checkpointer=checkpointer)
+
+
+def _evaluate(deps: RoundDeps, model_path: str, path: Path) -> Path:
+    """Evaluate a model on the held-out tasks once; a finished evaluation file is reused."""
+    if path.exists():
+        return path
+    model = deps.load_model(model_path)
+    report = evaluate(
+        model,
+        deps.task_set.heldout,
+        deps.grader,
+        seed=deps.config.student.seed,
+        show_progress=deps.show_progress,
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(report.model_dump_json(), encoding="utf-8")
+    tmp.replace(path)
+    return path
+
+
+def _training_examples(store: ExampleStore, round: int) -> tuple[list[Example], list[Example]]:
+    """This round's verified positives and DPO pairs from training tasks, duplicates dropped."""
+    where = {"$and": [{"round": round}, {"split": {"$ne": "heldout"}}]}
+    positives = drop_duplicates(store.find({"$and": [{"kind": "positive"}, where]}))
+    pairs = drop_duplicates(store.find({"$and": [{"kind": "pair"}, where]}))
+    return positives, pairs
