@@ -85,7 +85,7 @@ class ModelConfig(_Section):
     )
     device: Literal["auto", "cpu", "cuda"] = "auto"
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
-    batch_size: int = Field(default=16, ge=1, le=4096)
+    batch_size: int = Field(default=32, ge=1, le=4096)
     max_new_tokens: int = Field(default=64, ge=1, le=32768)
     temperature: float = Field(default=0.8, ge=0.0, le=2.0)
     system_prompt: str | None = None

@@ -21,7 +21,7 @@ from selfimprove.tasks.verifiers import Grader
 from selfimprove.types import Attempt, Task
 
 ANSWER_MAX_TOKENS = 48
-CODE_MAX_TOKENS = 256
+CODE_MAX_TOKENS = 160  # the student's passing code answers take <= 30 tokens (measured)
 # Short answers end at the first blank line; code ends at its closing fence.
 ANSWER_STOP = ("\n\n",)
 CODE_STOP = ("\n```",)
