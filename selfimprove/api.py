@@ -1,25 +1,31 @@
 """The calls programs make; the CLI is a thin shell over these.
 
-    from selfimprove import Config
-    from selfimprove.api import run_baseline, verify_solutions
+from selfimprove import Config
+from selfimprove.api import run_baseline, verify_solutions
 
-    report = run_baseline(Config())          # the embedded student on the built-in suites
-    print(report.eval.summary())
+report = run_baseline(Config())          # the embedded student on the built-in suites
+print(report.eval.summary())
+
+rounds = run_loop(config)                # gated improvement rounds; run_loop(config, resume=True)
 """
 
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel
 
 from selfimprove.config import Config
 from selfimprove.eval.evaluate import EvalReport, evaluate
+from selfimprove.eval.report import RoundRecord, read_report
 from selfimprove.memory import open_store
 from selfimprove.models import load_model
+from selfimprove.models.base import ChatModel
 from selfimprove.progress import spinner
 from selfimprove.sandbox import SandboxPool
 from selfimprove.tasks import Grader, load_task_set
@@ -78,7 +84,10 @@ def run_baseline(config: Config, *, show_progress: bool = True) -> BaselineRepor
     load_s = time.perf_counter() - start
     with SandboxPool(config.sandbox) as sandbox:
         report = evaluate(
-            model, task_set.heldout, Grader(sandbox), seed=config.student.seed,
+            model,
+            task_set.heldout,
+            Grader(sandbox),
+            seed=config.student.seed,
             show_progress=show_progress,
         )
     store = open_store(config.store)
@@ -101,6 +110,89 @@ def run_baseline(config: Config, *, show_progress: bool = True) -> BaselineRepor
     return BaselineReport(
         eval=report, stored=stored, store_total=store.count(), load_s=load_s, report_path=path
     )
+
+
+class RunStateError(RuntimeError):
+    """A run folder is in a state the requested action cannot start from."""
+
+
+def run_loop(
+    config: Config,
+    *,
+    resume: bool = False,
+    show_progress: bool = True,
+    on_event: Callable[[str, dict[str, Any]], None] | None = None,
+) -> list[RoundRecord]:
+    """Run the gated improvement loop; return the report's rounds (round 0 is the baseline).
+
+    State is checkpointed in ``<loop.out_dir>/checkpoints.sqlite`` after every step;
+    ``resume=True`` continues an interrupted run where it stopped.
+
+    Raises:
+        RunStateError: a run already exists in ``out_dir`` (and ``resume`` is False),
+            or there is nothing to resume.
+    """
+    from langgraph.checkpoint.sqlite import SqliteSaver
+
+    from selfimprove.graphs.collect import CollectSettings, make_collector
+    from selfimprove.graphs.round import RoundDeps, build_round_graph, initial_state
+    from selfimprove.models.student import resolve_model_path
+    from selfimprove.trainers import train_round
+
+    if config.student.backend != "transformers":
+        raise RunStateError(
+            f"the loop trains the student, so student.backend must be 'transformers', "
+            f"got {config.student.backend!r}; serve the promoted model through litellm instead"
+        )
+    out = Path(config.loop.out_dir)
+    db = out / "checkpoints.sqlite"
+    if db.exists() and not resume:
+        raise RunStateError(
+            f"a run already exists in {str(out)!r}; pass --resume or pick another --out"
+        )
+    if resume and not db.exists():
+        raise RunStateError(f"nothing to resume in {str(out)!r}: no checkpoints.sqlite there")
+    out.mkdir(parents=True, exist_ok=True)
+    task_set = load_task_set(config.tasks)
+    store = open_store(config.store)
+    loop = config.loop
+    settings = CollectSettings(
+        samples_per_task=loop.samples_per_task,
+        temperature=config.student.temperature,
+        seed=config.student.seed,
+        self_debug=loop.self_debug,
+        debug_turns=loop.debug_turns,
+        inject_errors=loop.inject_errors,
+        retrieve_k=loop.retrieve_k,
+        show_progress=show_progress,
+    )
+
+    def load(path: str) -> ChatModel:
+        return load_model(config.student.model_copy(update={"model": path}))
+
+    conn = sqlite3.connect(db, check_same_thread=False)
+    try:
+        with SandboxPool(config.sandbox) as sandbox:
+            grader = Grader(sandbox)
+            deps = RoundDeps(
+                config=config,
+                task_set=task_set,
+                store=store,
+                grader=grader,
+                load_model=load,
+                collect=make_collector(grader, store, settings),
+                train=train_round,
+                out_dir=out,
+                show_progress=show_progress,
+                on_event=on_event or (lambda kind, data: None),
+            )
+            graph = build_round_graph(deps, checkpointer=SqliteSaver(conn))
+            thread = {"configurable": {"thread_id": "run"}}
+            start = None if resume else initial_state(resolve_model_path(config.student.model))
+            graph.invoke(start, thread)
+    finally:
+        conn.close()
+    return read_report(out / "report.json")
 
 
 class SolutionVerdict(BaseModel):

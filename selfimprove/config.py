@@ -212,10 +212,21 @@ class TrainingConfig(_Section):
 
 
 class LoopConfig(_Section):
-    """The gated improvement loop."""
+    """The gated improvement loop.
+
+    Each round samples ``samples_per_task`` answers for ``tasks_per_round`` training
+    tasks (drawn afresh each round; ``null`` = all of them). The agent switches turn
+    the methods on per run: with all three off a round is plain rejection-sampling
+    self-training (STaR/ReST), the baseline the full loop must beat.
+    """
 
     rounds: int = Field(default=3, ge=0, le=10_000)
     samples_per_task: int = Field(default=4, ge=1, le=1024)
+    tasks_per_round: int | None = Field(default=None, ge=1)
+    self_debug: bool = True
+    debug_turns: int = Field(default=1, ge=0, le=10)
+    inject_errors: bool = True
+    retrieve_k: int = Field(default=0, ge=0, le=16)
     promote_margin: float = Field(default=0.0, ge=0.0, le=1.0)
     require_approval: bool = False
     out_dir: Path = Path("runs/default")

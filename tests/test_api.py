@@ -21,7 +21,12 @@ def _config(tmp_path, model: str, heldout: int) -> Config:
 def test_baseline_with_tiny_model_stores_every_attempt_once(tmp_path):
     cfg = _config(tmp_path, str(tiny_model()), heldout=3)
     first = run_baseline(cfg, show_progress=False)
-    assert first.eval.n_tasks == 12 and set(first.eval.suites) == {"arithmetic", "compare", "strings", "code"}
+    assert first.eval.n_tasks == 12 and set(first.eval.suites) == {
+        "arithmetic",
+        "compare",
+        "strings",
+        "code",
+    }
     assert first.stored == 12 and first.store_total == 12
     report = json.loads(first.report_path.read_text())
     assert report["heldout_pass_at_1"] == first.eval.pass_at_1

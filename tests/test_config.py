@@ -15,9 +15,13 @@ def test_defaults_are_the_embedded_setup():
 
 def test_yaml_round_trip(tmp_path):
     path = tmp_path / "run.yaml"
-    path.write_text("student:\n  batch_size: 4\ntasks:\n  suites: [arithmetic]\nloop:\n  rounds: 2\n")
+    path.write_text(
+        "student:\n  batch_size: 4\ntasks:\n  suites: [arithmetic]\nloop:\n  rounds: 2\n"
+    )
     cfg = load_config(path)
-    assert cfg.student.batch_size == 4 and cfg.tasks.suites == ["arithmetic"] and cfg.loop.rounds == 2
+    assert (
+        cfg.student.batch_size == 4 and cfg.tasks.suites == ["arithmetic"] and cfg.loop.rounds == 2
+    )
 
 
 @pytest.mark.parametrize(

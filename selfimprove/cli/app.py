@@ -1,7 +1,8 @@
 """The ``selfimprove`` command line: thin commands over ``selfimprove.api``.
 
     selfimprove verify TASKS.jsonl --solutions SOLUTIONS.jsonl [--json]
-    selfimprove demo [--out DIR]
+    selfimprove demo [--out DIR] [--rounds N]
+    selfimprove run CONFIG.yaml [--resume]
     selfimprove tasks SUITE [--split heldout] [--n 100]      # export a built-in suite as JSONL
 
 User errors (bad files, bad config) print one clear message and exit with
@@ -39,8 +40,12 @@ def _fail(message: str) -> None:
 
 @app.command()
 def verify(
-    tasks: Annotated[Path, typer.Argument(help="JSONL task file (selfimprove, HumanEval, MBPP or GSM8K format).")],
-    solutions: Annotated[Path, typer.Option("--solutions", "-s", help="JSONL with task_id and completion.")],
+    tasks: Annotated[
+        Path, typer.Argument(help="JSONL task file (selfimprove, HumanEval, MBPP or GSM8K format).")
+    ],
+    solutions: Annotated[
+        Path, typer.Option("--solutions", "-s", help="JSONL with task_id and completion.")
+    ],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines only.")] = False,
 ) -> None:
     """Verify solutions against tasks; print a verdict per solution and a summary."""
@@ -51,8 +56,12 @@ def verify(
     except _USER_ERRORS as exc:
         _fail(str(exc))
     passed = sum(v.passed for v in verdicts)
-    summary = {"total": len(verdicts), "passed": passed, "failed": len(verdicts) - passed,
-               "pass_rate": passed / len(verdicts) if verdicts else 0.0}
+    summary = {
+        "total": len(verdicts),
+        "passed": passed,
+        "failed": len(verdicts) - passed,
+        "pass_rate": passed / len(verdicts) if verdicts else 0.0,
+    }
     for v in verdicts:
         print(json.dumps(v.model_dump(), ensure_ascii=False))
     if as_json:
@@ -63,11 +72,16 @@ def verify(
 
 @app.command()
 def demo(
-    out: Annotated[Path, typer.Option(help="Output folder (report, Chroma store).")] = Path("runs/demo"),
+    out: Annotated[Path, typer.Option(help="Output folder (report, Chroma store).")] = Path(
+        "runs/demo"
+    ),
     config: Annotated[Path | None, typer.Option(help="YAML config to start from.")] = None,
     heldout: Annotated[int | None, typer.Option(help="Held-out tasks per suite.")] = None,
+    rounds: Annotated[
+        int, typer.Option(help="Improvement rounds after the baseline (0: baseline only).")
+    ] = 0,
 ) -> None:
-    """Load the embedded student, measure its held-out pass@1, store its attempts in Chroma."""
+    """Measure the embedded student on the built-in suites; with --rounds N, improve it."""
     from selfimprove.api import run_baseline
 
     try:
@@ -78,9 +92,15 @@ def demo(
     cfg.store.path = out / "store"
     if heldout is not None:
         cfg.tasks.heldout_per_suite = heldout
+    if rounds:
+        cfg.loop.rounds = rounds
+        _run_loop(cfg, resume=False)
+        return
     console = Console()
-    console.print(f"student: [bold]{cfg.student.model}[/] · suites: {', '.join(cfg.tasks.suites)} "
-                  f"· {cfg.tasks.heldout_per_suite} held-out tasks each")
+    console.print(
+        f"student: [bold]{cfg.student.model}[/] · suites: {', '.join(cfg.tasks.suites)} "
+        f"· {cfg.tasks.heldout_per_suite} held-out tasks each"
+    )
     try:
         result = run_baseline(cfg)
     except _USER_ERRORS as exc:
@@ -93,19 +113,67 @@ def demo(
     for name, score in result.eval.suites.items():
         levels = " ".join(f"{v:.0%}" for v in score.by_difficulty.values())
         table.add_row(name, str(score.n), f"{score.pass_at_1:.1%}", levels)
-    table.add_row("[bold]overall", str(result.eval.n_tasks), f"[bold]{result.eval.pass_at_1:.1%}", "")
+    table.add_row(
+        "[bold]overall", str(result.eval.n_tasks), f"[bold]{result.eval.pass_at_1:.1%}", ""
+    )
     console.print(table)
     console.print(
         f"model load {result.load_s:.1f}s · generation {result.eval.generate_s:.1f}s "
         f"({result.eval.completion_tokens} tokens) · verification {result.eval.verify_s:.1f}s"
     )
-    console.print(f"stored {result.stored} new attempts ({result.store_total} in store at "
-                  f"{cfg.store.path}) · report {result.report_path}")
+    console.print(
+        f"stored {result.stored} new attempts ({result.store_total} in store at "
+        f"{cfg.store.path}) · report {result.report_path}"
+    )
+
+
+@app.command()
+def run(
+    config: Annotated[Path, typer.Argument(help="YAML run configuration.")],
+    resume: Annotated[
+        bool, typer.Option(help="Continue an interrupted run in loop.out_dir.")
+    ] = False,
+    out: Annotated[Path | None, typer.Option(help="Override loop.out_dir.")] = None,
+) -> None:
+    """Run the gated improvement loop: collect, train, evaluate, promote only if better."""
+    try:
+        cfg = load_config(config)
+    except ConfigError as exc:
+        _fail(str(exc))
+    if out is not None:
+        cfg.loop.out_dir = out
+    _run_loop(cfg, resume=resume)
+
+
+def _run_loop(cfg: Config, *, resume: bool) -> None:
+    from selfimprove.api import RunStateError, run_loop
+
+    console = Console()
+    try:
+        rounds = run_loop(cfg, resume=resume)
+    except (*_USER_ERRORS, RunStateError) as exc:
+        _fail(str(exc))
+    table = Table(title=f"Rounds ({cfg.loop.out_dir})")
+    for column in ("round", "promoted", "held-out pass@1", "examples", "decision"):
+        table.add_column(column)
+    for r in rounds:
+        promoted = "baseline" if r.round == 0 else ("yes" if r.promoted else "no (rolled back)")
+        table.add_row(
+            str(r.round),
+            promoted,
+            f"{r.metrics['heldout_pass_at_1']:.1%}",
+            str(sum(r.counts.values())),
+            "; ".join(r.reasons)[:80],
+        )
+    console.print(table)
+    console.print(f"report: {Path(cfg.loop.out_dir) / 'report.json'}")
 
 
 @app.command("tasks")
 def export_tasks(
-    suite: Annotated[str, typer.Argument(help="Built-in suite: arithmetic, compare, strings, code.")],
+    suite: Annotated[
+        str, typer.Argument(help="Built-in suite: arithmetic, compare, strings, code.")
+    ],
     split: Annotated[str, typer.Option(help="train or heldout.")] = "heldout",
     n: Annotated[int, typer.Option(help="Number of tasks.")] = 100,
     seed: Annotated[int, typer.Option(help="Seed for train tasks.")] = 0,

@@ -161,7 +161,9 @@ def _score_suites(results: list[TaskResult], samples: int) -> dict[str, SuiteSco
             suite=suite,
             n=len(rows),
             pass_at_1=mean([r.correct / len(r.attempts) for r in rows]),
-            pass_at_k={k: mean([pass_at_k(len(r.attempts), r.correct, k) for r in rows]) for k in ks},
+            pass_at_k={
+                k: mean([pass_at_k(len(r.attempts), r.correct, k) for r in rows]) for k in ks
+            },
             by_difficulty={lvl: mean(v) for lvl, v in sorted(levels.items())},
         )
     return scores

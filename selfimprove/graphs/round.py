@@ -17,6 +17,7 @@ otherwise the incumbent stays and the next round starts from it again.
 from __future__ import annotations
 
 import operator
+import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,7 +35,8 @@ from selfimprove.memory.dedup import drop_duplicates
 from selfimprove.memory.export import dpo_dataset, sft_dataset
 from selfimprove.models.base import ChatModel
 from selfimprove.tasks import Grader, TaskSet
-from selfimprove.types import Example
+from selfimprove.trainers.manifest import MANIFEST_NAME, load_manifest
+from selfimprove.types import Example, Task
 
 Collector = Callable[[ChatModel, list, int], dict[str, int]]
 """``collect(model, train_tasks, round) -> counts``: runs the collect graph for one round."""
@@ -90,7 +92,8 @@ def build_round_graph(deps: RoundDeps, *, checkpointer: Any = None):
 
     def collect(state: RoundState) -> RoundState:
         model = deps.load_model(state["incumbent"])
-        counts = deps.collect(model, deps.task_set.train, state["round"])
+        tasks = round_tasks(deps.task_set.train, deps.config, state["round"])
+        counts = deps.collect(model, tasks, state["round"])
         deps.on_event("collected", {"round": state["round"], **counts})
         return {"counts": counts}
 
@@ -101,17 +104,13 @@ def build_round_graph(deps: RoundDeps, *, checkpointer: Any = None):
         needs = {"sft": bool(positives), "dpo": bool(pairs), "sft_dpo": bool(positives or pairs)}
         if not needs[deps.config.training.method]:
             return {"candidate": None, "train_loss": []}
+        out_dir = deps.out_dir / f"round-{r}" / "model"
+        if (out_dir / MANIFEST_NAME).exists():  # trained before a crash: never train twice
+            return {"candidate": str(out_dir), "train_loss": _losses(load_manifest(out_dir))}
         sft = sft_dataset(positives) if positives else None
         dpo = dpo_dataset(pairs) if pairs else None
-        result = deps.train(
-            state["incumbent"],
-            sft,
-            dpo,
-            deps.config.training,
-            deps.out_dir / f"round-{r}" / "model",
-        )
-        losses = [loss for stage in result.stages for loss in stage.losses]
-        return {"candidate": str(result.model_path), "train_loss": losses}
+        result = deps.train(state["incumbent"], sft, dpo, deps.config.training, out_dir)
+        return {"candidate": str(result.model_path), "train_loss": _losses(result)}
 
     def evaluate_candidate(state: RoundState) -> RoundState:
         path = deps.out_dir / f"round-{state['round']}" / "eval.json"
@@ -177,6 +176,18 @@ def build_round_graph(deps: RoundDeps, *, checkpointer: Any = None):
     graph.add_edge("gate", "report")
     graph.add_conditional_edges("report", next_step)
     return graph.compile(checkpointer=checkpointer)
+
+
+def round_tasks(train: list[Task], config: Config, round: int) -> list[Task]:
+    """The training tasks of one round: ``loop.tasks_per_round`` of them, drawn afresh per round."""
+    k = config.loop.tasks_per_round
+    if k is None or k >= len(train):
+        return list(train)
+    return random.Random(f"{config.tasks.seed}:{round}").sample(train, k)
+
+
+def _losses(result: Any) -> list[float]:
+    return [loss for stage in result.stages for loss in stage.losses]
 
 
 def _evaluate(deps: RoundDeps, model_path: str, path: Path) -> Path:

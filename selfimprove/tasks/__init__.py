@@ -38,7 +38,9 @@ def builtin_tasks(suite: str, *, split: Split, n: int, seed: int = 0) -> list[Ta
     try:
         make = SUITES[suite]
     except KeyError:
-        raise ValueError(f"unknown task suite {suite!r}; built-in suites: {sorted(SUITES)}") from None
+        raise ValueError(
+            f"unknown task suite {suite!r}; built-in suites: {sorted(SUITES)}"
+        ) from None
     return generate(suite, make, split=split, n=n, seed=seed)
 
 

@@ -49,7 +49,10 @@ def test_verify_answer_tasks_without_code(tmp_path):
 def test_unknown_task_id_names_the_line(tmp_path):
     solutions = _solutions(
         tmp_path,
-        [{"task_id": "HumanEval/0", "completion": "x"}, {"task_id": "HumanEval/9", "completion": "x"}],
+        [
+            {"task_id": "HumanEval/0", "completion": "x"},
+            {"task_id": "HumanEval/9", "completion": "x"},
+        ],
     )
     result = CliRunner().invoke(
         app, ["verify", str(FIXTURES / "humaneval.jsonl"), "-s", str(solutions)]
@@ -63,7 +66,15 @@ def test_broken_file_is_a_one_line_error_without_traceback(tmp_path):
     bad.write_text('{"id": "a", "prompt": "x"}\n{not json}\n')
     solutions = _solutions(tmp_path, [{"task_id": "a", "completion": "1"}])
     proc = subprocess.run(
-        [sys.executable, "-m", "selfimprove.cli", "verify", str(bad), "--solutions", str(solutions)],
+        [
+            sys.executable,
+            "-m",
+            "selfimprove.cli",
+            "verify",
+            str(bad),
+            "--solutions",
+            str(solutions),
+        ],
         capture_output=True,
         text=True,
         timeout=120,

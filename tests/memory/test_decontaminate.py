@@ -19,7 +19,9 @@ def test_builtin_train_tasks_do_not_leak_heldout(suite):
 
 
 def test_exact_and_near_copies_are_caught():
-    heldout = builtin_tasks("code", split="heldout", n=20) + builtin_tasks("arithmetic", split="heldout", n=5)
+    heldout = builtin_tasks("code", split="heldout", n=20) + builtin_tasks(
+        "arithmetic", split="heldout", n=5
+    )
     code, short = heldout[3], heldout[-1]
     copies = _examples(
         [

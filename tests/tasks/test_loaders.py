@@ -42,7 +42,7 @@ def test_own_format_keeps_fields_and_defaults():
         (b'{"foo": 1}\n', "unrecognised task format"),
         (b'{"id": "a", "prompt": ""}\n', "prompt"),
         (b'{"id": "a", "prompt": "x", "difficulty": 9}\n', "difficulty"),
-        (b'[1, 2]\n', "expected a JSON object"),
+        (b"[1, 2]\n", "expected a JSON object"),
         (b'\xff\xfe{"id"}\n', "not UTF-8"),
         (b'{"id": "a", "prompt": "x\x00"}\n', "binary"),
         (b'{"question": "q", "answer": "no hashes"}\n', "####"),

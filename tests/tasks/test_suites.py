@@ -11,7 +11,9 @@ from selfimprove.tasks.suite import split_key
 @pytest.mark.parametrize("suite", sorted(SUITES))
 def test_splits_are_disjoint_stable_and_cover_every_level(suite):
     heldout = builtin_tasks(suite, split="heldout", n=100)
-    assert [t.id for t in heldout] == [t.id for t in builtin_tasks(suite, split="heldout", n=100, seed=7)]
+    assert [t.id for t in heldout] == [
+        t.id for t in builtin_tasks(suite, split="heldout", n=100, seed=7)
+    ]
     train_a = builtin_tasks(suite, split="train", n=150, seed=0)
     train_b = builtin_tasks(suite, split="train", n=150, seed=1)
     assert [t.id for t in train_a] != [t.id for t in train_b]  # fresh training draws
@@ -32,7 +34,9 @@ def test_reference_answers_verify_and_a_wrong_one_does_not(suite):
 
 
 def test_code_references_pass_their_tests_in_the_sandbox():
-    tasks = builtin_tasks("code", split="heldout", n=100) + builtin_tasks("code", split="train", n=60)
+    tasks = builtin_tasks("code", split="heldout", n=100) + builtin_tasks(
+        "code", split="train", n=60
+    )
     with SandboxPool() as pool:
         verdicts = Grader(pool).grade(tasks, [f"```python\n{t.reference}```" for t in tasks])
     failed = [(t.id, v.reason) for t, v in zip(tasks, verdicts, strict=True) if not v.passed]
@@ -48,6 +52,8 @@ def test_unknown_suite_names_the_known_ones():
 def test_task_set_from_config_merges_files(tmp_path):
     path = tmp_path / "extra.jsonl"
     path.write_text('{"id": "x1", "prompt": "What is 1+1?", "answer": "2", "split": "heldout"}\n')
-    task_set = load_task_set(TasksConfig(suites=["compare"], train_per_suite=10, heldout_per_suite=5, files=[path]))
+    task_set = load_task_set(
+        TasksConfig(suites=["compare"], train_per_suite=10, heldout_per_suite=5, files=[path])
+    )
     assert len(task_set.train) == 10 and len(task_set.heldout) == 6
     assert task_set.suites == ["compare", "extra"]

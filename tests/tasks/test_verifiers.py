@@ -52,7 +52,10 @@ def test_build_program_appends_completion_to_prompt_unless_it_defines_the_entry_
 @pytest.fixture(scope="module")
 def grader():
     with SandboxPool() as pool:
-        yield Grader(pool, custom={"has_cat": lambda t, c: Verdict.ok() if "cat" in c else Verdict.fail("no cat")})
+        yield Grader(
+            pool,
+            custom={"has_cat": lambda t, c: Verdict.ok() if "cat" in c else Verdict.fail("no cat")},
+        )
 
 
 def test_humaneval_reference_solutions_pass_and_wrong_ones_fail(grader):

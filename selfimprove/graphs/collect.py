@@ -1,0 +1,350 @@
+"""The collect graph: one round's training data from the student's own attempts.
+
+    graph = build_collect_graph(CollectDeps(model, grader, store, CollectSettings(round=1)))
+    out = graph.invoke(collect_input(tasks))      # out["counts"]: examples by kind, yields ...
+    counts = collect(deps, tasks)                 # the same, in one call
+
+For a batch of tasks: ``retrieve`` worked examples from earlier rounds (optional)
+→ ``generate`` k answers per task (one batched call per generation-settings
+group) → ``verify`` them (one batched grade) → ``self_debug`` tasks with no
+passing answer (optional) → ``inject`` errors into verified answers (optional)
+→ ``store`` everything with lineage in one ``store.add``:
+
+- every answer as an ``attempt`` (passed, reason); every distinct correct answer
+  as a ``positive`` and every distinct wrong one as a ``negative``, all with the
+  task's plain prompt so that training matches evaluation;
+- DPO ``pair`` s: (correct, sampled wrong) with ``error_type="sampled"``;
+  (correct, injected error) with ``error_type=<operator>``, ``agent="inject"``;
+  (fixed, failed) with ``error_type="self_debug"``; a fix is also a positive with
+  ``agent="self_debug"``.
+
+State holds plain dicts only, so any LangGraph checkpointer can persist it
+(``build_collect_graph(deps, checkpointer=SqliteSaver(conn))``), and example ids
+are content hashes, so re-running a round adds nothing new to the store.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal, TypedDict
+
+from langgraph.graph import END, START, StateGraph
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from selfimprove.agents.debug import DebugTrajectory, debug_counts, self_debug
+from selfimprove.agents.inject import OPERATORS, inject_errors_batch, yields
+from selfimprove.eval.evaluate import generation_settings
+from selfimprove.graphs.collect_examples import task_examples
+from selfimprove.memory.base import ExampleStore, unique_by_id
+from selfimprove.models.base import ChatModel, Prompt
+from selfimprove.progress import progress_bar
+from selfimprove.tasks.verifiers import Grader
+from selfimprove.types import Example, Task, Verdict
+
+
+class CollectSettings(BaseModel):
+    """How one round collects data.
+
+    Attributes:
+        samples_per_task: answers sampled per task (k).
+        temperature, seed: sampling; the seed also fixes which errors are injected.
+        self_debug, debug_turns: fix tasks with no correct answer from the
+            verifier's feedback, up to this many turns.
+        inject_errors, injections_per_answer, operators: plant verified errors in
+            correct answers (``operators=None``: every operator fitting the task).
+        retrieve_k, retrieve_min_score: put up to k similar positives from earlier
+            rounds into the prompt as worked examples (0 turns retrieval off).
+        round, agent, model: lineage of the stored examples (``model=""``: the
+            model's own name).
+        show_progress: draw a progress bar while generating.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    samples_per_task: int = Field(default=4, ge=1)
+    temperature: float = Field(default=0.8, ge=0.0)
+    seed: int = 0
+    self_debug: bool = True
+    debug_turns: int = Field(default=2, ge=0)
+    inject_errors: bool = True
+    injections_per_answer: int = Field(default=2, ge=0)
+    operators: list[str] | None = None
+    retrieve_k: int = Field(default=0, ge=0)
+    retrieve_min_score: float = Field(default=0.0, ge=-1.0, le=1.0)
+    round: int = Field(default=0, ge=0)
+    agent: str = "student"
+    model: str = ""
+    show_progress: bool = False
+
+    @field_validator("operators")
+    @classmethod
+    def _known_operators(cls, names: list[str] | None) -> list[str] | None:
+        unknown = [n for n in names or [] if n not in OPERATORS]
+        if unknown:
+            raise ValueError(f"unknown operators {unknown!r}; choose from {sorted(OPERATORS)}")
+        return names
+
+
+@dataclass
+class CollectDeps:
+    """What the collect graph needs; everything is injected so tests can swap parts."""
+
+    model: ChatModel
+    grader: Grader
+    store: ExampleStore
+    settings: CollectSettings
+
+
+def merge(old: dict[str, Any] | None, new: dict[str, Any] | None) -> dict[str, Any]:
+    """Reducer: later keys win, so re-running a node overwrites its own entries."""
+    return {**(old or {}), **(new or {})}
+
+
+class CollectInput(TypedDict):
+    tasks: list[dict[str, Any]]  # Task.model_dump() of each task in the batch
+
+
+class CollectOutput(TypedDict):
+    counts: dict[str, int]
+
+
+class CollectState(TypedDict, total=False):
+    tasks: list[dict[str, Any]]
+    prompts: Annotated[dict[str, Any], merge]  # task id -> prompt with worked examples
+    retrieved: Annotated[dict[str, list[str]], merge]  # task id -> ids of those examples
+    samples: Annotated[dict[str, list[dict[str, Any]]], merge]  # text, tokens, passed, reason
+    debug: Annotated[dict[str, dict[str, Any]], merge]  # task id -> DebugTrajectory dump
+    injections: Annotated[dict[str, list[dict[str, Any]]], merge]  # Injection dump + source
+    counts: Annotated[dict[str, int], merge]
+
+
+def collect_input(tasks: Sequence[Task]) -> CollectInput:
+    """The graph input for a batch of tasks (plain dicts, so checkpoints stay portable)."""
+    return {"tasks": [t.model_dump() for t in tasks]}
+
+
+def build_collect_graph(deps: CollectDeps, *, checkpointer: Any = None):
+    """Compile the collect graph over ``deps`` (see the module docstring).
+
+    Args:
+        deps: the model, grader, store and settings.
+        checkpointer: any LangGraph checkpointer (``SqliteSaver``, ``InMemorySaver``)
+            to persist the state of each thread; None keeps nothing.
+    """
+    nodes = _Nodes(deps)
+    graph = StateGraph(CollectState, input_schema=CollectInput, output_schema=CollectOutput)
+    graph.add_node("retrieve", nodes.retrieve)
+    graph.add_node("generate", nodes.generate)
+    graph.add_node("verify", nodes.verify)
+    graph.add_node("self_debug", nodes.self_debug)
+    graph.add_node("inject", nodes.inject)
+    graph.add_node("store", nodes.store)
+    graph.add_conditional_edges(START, nodes.start)
+    graph.add_edge("retrieve", "generate")
+    graph.add_edge("generate", "verify")
+    graph.add_conditional_edges("verify", nodes.after_verify)
+    graph.add_conditional_edges("self_debug", nodes.after_debug)
+    graph.add_edge("inject", "store")
+    graph.add_edge("store", END)
+    return graph.compile(checkpointer=checkpointer)
+
+
+class _Nodes:
+    """The graph's nodes (each returns a partial state update) and its pure routers."""
+
+    def __init__(self, deps: CollectDeps) -> None:
+        self.deps = deps
+        self.s = deps.settings
+
+    def retrieve(self, state: CollectState) -> CollectState:
+        prompts, retrieved = {}, {}
+        for task in _tasks(state):
+            where = _worked_where(task, self.s.round)
+            hits = self.deps.store.search(task.prompt, k=self.s.retrieve_k, where=where)
+            shots = [h.example for h in hits if h.score >= self.s.retrieve_min_score]
+            prompts[task.id] = worked_prompt(task, shots)
+            retrieved[task.id] = [e.id for e in shots]
+        used = sum(len(ids) for ids in retrieved.values())
+        return {"prompts": prompts, "retrieved": retrieved, "counts": {"retrieved": used}}
+
+    def generate(self, state: CollectState) -> CollectState:
+        tasks, prompts = _tasks(state), state.get("prompts", {})
+        groups: dict[tuple[int, tuple[str, ...]], list[Task]] = defaultdict(list)
+        for task in tasks:
+            groups[generation_settings(task)].append(task)
+        samples: dict[str, list[dict[str, Any]]] = {}
+        with progress_bar("generating", len(tasks), enabled=self.s.show_progress) as advance:
+            for (max_tokens, stop), group in groups.items():
+                outputs = self.deps.model.generate(
+                    [prompts.get(t.id, t.prompt) for t in group],
+                    n=self.s.samples_per_task,
+                    temperature=self.s.temperature,
+                    max_tokens=max_tokens,
+                    stop=list(stop),
+                    seed=self.s.seed,
+                    progress=advance,
+                )
+                for task, row in zip(group, outputs, strict=True):
+                    samples[task.id] = [c.model_dump() for c in row]
+        return {"samples": samples, "counts": {"samples": sum(map(len, samples.values()))}}
+
+    def verify(self, state: CollectState) -> CollectState:
+        tasks, samples = _tasks(state), state["samples"]
+        flat = [(t, sample) for t in tasks for sample in samples.get(t.id, [])]
+        verdicts = self.deps.grader.grade([t for t, _ in flat], [x["text"] for _, x in flat])
+        graded: dict[str, list[dict[str, Any]]] = {t.id: [] for t in tasks}
+        for (task, sample), verdict in zip(flat, verdicts, strict=True):
+            graded[task.id].append({**sample, "passed": verdict.passed, "reason": verdict.reason})
+        solved = sum(any(x["passed"] for x in row) for row in graded.values())
+        passed = sum(v.passed for v in verdicts)
+        return {"samples": graded, "counts": {"samples_passed": passed, "tasks_solved": solved}}
+
+    def self_debug(self, state: CollectState) -> CollectState:
+        # debug one failed answer per task; an empty one gives the model nothing to fix
+        failed = [
+            (t, next((x for x in row if x["text"].strip()), row[0])) for t, row in _unsolved(state)
+        ]
+        trajectories = self_debug(
+            self.deps.model,
+            self.deps.grader,
+            [t for t, _ in failed],
+            [x["text"] for _, x in failed],
+            [Verdict.fail(x["reason"]) for _, x in failed],
+            turns=self.s.debug_turns,
+            temperature=self.s.temperature,
+            seed=self.s.seed,
+        )
+        counts = {f"self_debug/{k}": v for k, v in debug_counts(trajectories).items()}
+        return {"debug": {t.task_id: t.model_dump() for t in trajectories}, "counts": counts}
+
+    def inject(self, state: CollectState) -> CollectState:
+        sources = [(task, text) for task in _tasks(state) for text in _correct(state, task)]
+        results = inject_errors_batch(
+            [t for t, _ in sources],
+            [text for _, text in sources],
+            self.deps.grader,
+            operators=self.s.operators,
+            per_answer=self.s.injections_per_answer,
+            seed=self.s.seed,
+        )
+        found: dict[str, list[dict[str, Any]]] = {}
+        for (task, text), result in zip(sources, results, strict=True):
+            found.setdefault(task.id, []).extend(
+                {**i.model_dump(), "source": text} for i in result.injections
+            )
+        counts = {"inject/kept": sum(len(r.injections) for r in results)}
+        for name, (tried, failing) in yields(results).items():
+            counts |= {f"inject/{name}/tried": tried, f"inject/{name}/failing": failing}
+        return {"injections": found, "counts": counts}
+
+    def store(self, state: CollectState) -> CollectState:
+        model = self.s.model or self.deps.model.name
+        examples = [e for t in _tasks(state) for e in _examples(t, state, self.s, model)]
+        unique = unique_by_id(examples).values()
+        counts = Counter(e.kind for e in unique)
+        counts.update(f"pair/{_pair_type(e)}" for e in unique if e.kind == "pair")
+        fixes = [e for e in unique if e.kind == "positive" and e.agent == "self_debug"]
+        counts["positive/self_debug"] = len(fixes)
+        counts["new"] = self.deps.store.add(unique)
+        return {"counts": dict(counts)}
+
+    def start(self, state: CollectState) -> Literal["retrieve", "generate"]:
+        return "retrieve" if self.s.retrieve_k > 0 else "generate"
+
+    def after_verify(self, state: CollectState) -> Literal["self_debug", "inject", "store"]:
+        if self.s.self_debug and self.s.debug_turns > 0 and _unsolved(state):
+            return "self_debug"
+        return self.after_debug(state)
+
+    def after_debug(self, state: CollectState) -> Literal["inject", "store"]:
+        wanted = self.s.inject_errors and self.s.injections_per_answer > 0
+        return "inject" if wanted and any(_correct(state, t) for t in _tasks(state)) else "store"
+
+
+def collect(deps: CollectDeps, tasks: Sequence[Task], *, config: Any = None) -> dict[str, int]:
+    """Run the collect graph once over ``tasks``; return its counts."""
+    return build_collect_graph(deps).invoke(collect_input(tasks), config)["counts"]
+
+
+def make_collector(
+    grader: Grader, store: ExampleStore, settings: CollectSettings
+) -> Callable[[ChatModel, list[Task], int], dict[str, int]]:
+    """A ``collect(model, tasks, round) -> counts`` step for the round graph."""
+
+    def run(model: ChatModel, tasks: list[Task], round: int) -> dict[str, int]:
+        # A new seed per round: a rejected round's incumbent must not resample the same answers.
+        update = {"round": round, "seed": settings.seed + round}
+        deps = CollectDeps(model, grader, store, settings.model_copy(update=update))
+        return collect(deps, tasks)
+
+    return run
+
+
+def worked_prompt(task: Task, examples: Sequence[Example]) -> Prompt:
+    """The task as a chat whose earlier turns are solved examples, the closest last."""
+    messages: list[dict[str, str]] = []
+    for example in reversed(examples):
+        answer = example.completion
+        if answer.count("```") % 2:  # generation stops before a closing fence: close it
+            answer += "\n```"
+        messages += [
+            {"role": "user", "content": example.prompt},
+            {"role": "assistant", "content": answer},
+        ]
+    return [*messages, {"role": "user", "content": task.prompt}]
+
+
+def _examples(task: Task, state: CollectState, s: CollectSettings, model: str) -> list[Example]:
+    """The examples of one task, from the state (see ``collect_examples``)."""
+    trajectory = state.get("debug", {}).get(task.id)
+    return task_examples(
+        task,
+        state["samples"].get(task.id, []),
+        round=s.round,
+        agent=s.agent,
+        model=model,
+        trajectory=DebugTrajectory.model_validate(trajectory) if trajectory else None,
+        injections=state.get("injections", {}).get(task.id, []),
+        retrieved=state.get("retrieved", {}).get(task.id, []),
+    )
+
+
+def _pair_type(example: Example) -> str:
+    return "injected" if example.agent == "inject" else str(example.error_type)
+
+
+def _tasks(state: CollectState) -> list[Task]:
+    return [Task.model_validate(t) for t in state.get("tasks", [])]
+
+
+def _unsolved(state: CollectState) -> list[tuple[Task, list[dict[str, Any]]]]:
+    """Tasks with answers but none correct, and their answers."""
+    samples = state.get("samples", {})
+    return [
+        (t, samples[t.id])
+        for t in _tasks(state)
+        if samples.get(t.id) and not any(x.get("passed") for x in samples[t.id])
+    ]
+
+
+def _correct(state: CollectState, task: Task) -> list[str]:
+    """Distinct verified-correct answers of a task: sampled ones, then a self-debug fix."""
+    texts = [x["text"] for x in state.get("samples", {}).get(task.id, []) if x.get("passed")]
+    trajectory = state.get("debug", {}).get(task.id)
+    if trajectory:
+        texts += [t["completion"] for t in trajectory["turns"] if t["verdict"]["passed"]]
+    return list(dict.fromkeys(texts))
+
+
+def _worked_where(task: Task, round: int) -> dict[str, Any]:
+    """Verified positives of earlier rounds, other tasks, never held-out ones."""
+    return {
+        "$and": [
+            {"kind": "positive"},
+            {"round": {"$lt": round}},
+            {"task_id": {"$ne": task.id}},
+            {"split": {"$ne": "heldout"}},
+        ]
+    }

@@ -1,0 +1,77 @@
+"""run_loop end to end on a tiny real model: collect, train, evaluate, gate, report, resume."""
+
+import json
+
+import pytest
+
+from selfimprove.api import RunStateError, run_loop
+from selfimprove.config import Config
+from selfimprove.memory import open_store
+from selfimprove.tasks import builtin_tasks
+from selfimprove.testing import tiny_model
+from selfimprove.trainers import train_sft
+
+
+@pytest.fixture(scope="module")
+def warm_model(tmp_path_factory):
+    """The tiny model after a little SFT on arithmetic answers, so it gets some tasks right."""
+    from datasets import Dataset
+
+    tasks = builtin_tasks("arithmetic", split="train", n=200, seed=99)
+    rows = Dataset.from_dict(
+        {"prompt": [t.prompt for t in tasks], "completion": [t.answer for t in tasks]}
+    )
+    config = Config().training.model_copy(
+        update={"max_steps": 60, "batch_size": 16, "lora": False, "learning_rate": 3e-3}
+    )
+    out = tmp_path_factory.mktemp("warm") / "model"
+    return str(train_sft(tiny_model(), rows, config, out, progress=False).model_path)
+
+
+def _config(tmp_path, model):
+    cfg = Config()
+    cfg.student.model = model
+    cfg.tasks.suites = ["arithmetic"]
+    cfg.tasks.heldout_per_suite = 10
+    cfg.tasks.train_per_suite = 12
+    cfg.loop.rounds = 2
+    cfg.loop.samples_per_task = 4
+    cfg.loop.out_dir = tmp_path / "run"
+    cfg.store.path = tmp_path / "run" / "store"
+    cfg.store.embedding = "hash"
+    cfg.training.max_steps = 4
+    cfg.training.batch_size = 4
+    return cfg
+
+
+def test_loop_runs_rounds_gates_and_resumes(tmp_path, warm_model):
+    cfg = _config(tmp_path, warm_model)
+    rounds = run_loop(cfg, show_progress=False)
+    assert [r.round for r in rounds] == [0, 1, 2]
+    assert rounds[0].promoted and rounds[0].reasons == ["baseline"]
+    report = json.loads((tmp_path / "run" / "report.json").read_text())
+    assert (
+        report["rounds"][1]["metrics"]["heldout_pass_at_1"]
+        == rounds[1].metrics["heldout_pass_at_1"]
+    )
+    store = open_store(cfg.store)
+    sampled = store.count({"$and": [{"kind": "attempt"}, {"round": 1}, {"agent": "student"}]})
+    assert 12 <= sampled <= 12 * 4  # identical samples of a task are stored once
+    for r in rounds[1:]:
+        if r.promoted:
+            assert r.metrics["heldout_pass_at_1"] > rounds[0].metrics["heldout_pass_at_1"]
+        if r.counts.get("positive"):
+            assert (
+                r.train_loss
+                and (tmp_path / "run" / f"round-{r.round}" / "model" / "manifest.json").exists()
+            )
+    with pytest.raises(RunStateError, match="already exists"):
+        run_loop(cfg, show_progress=False)
+    stored = store.count()
+    assert run_loop(cfg, resume=True, show_progress=False) == rounds  # finished: nothing redone
+    assert open_store(cfg.store).count() == stored
+
+
+def test_resume_without_a_run_is_a_clear_error(tmp_path):
+    with pytest.raises(RunStateError, match="nothing to resume"):
+        run_loop(_config(tmp_path, str(tiny_model())), resume=True, show_progress=False)
