@@ -23,6 +23,7 @@ from pydantic import BaseModel
 from selfimprove.config import Config
 from selfimprove.eval.evaluate import EvalReport, evaluate
 from selfimprove.eval.report import RoundRecord, read_report
+from selfimprove.files import write_text_atomic
 from selfimprove.memory import open_store
 from selfimprove.models import load_model
 from selfimprove.models.base import ChatModel
@@ -92,9 +93,7 @@ def run_baseline(config: Config, *, show_progress: bool = True) -> BaselineRepor
         )
     store = open_store(config.store)
     stored = store.add(attempt_examples(report, task_set.heldout, round=0))
-    out_dir = Path(config.loop.out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / "baseline.json"
+    path = Path(config.loop.out_dir) / "baseline.json"
     payload = {
         "model": report.model,
         "load_s": round(load_s, 2),
@@ -104,9 +103,7 @@ def run_baseline(config: Config, *, show_progress: bool = True) -> BaselineRepor
         "heldout_pass_at_1": report.pass_at_1,
         "suites": {name: s.model_dump() for name, s in report.suites.items()},
     }
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
-    tmp.replace(path)
+    write_text_atomic(path, json.dumps(payload, indent=2) + "\n")
     return BaselineReport(
         eval=report, stored=stored, store_total=store.count(), load_s=load_s, report_path=path
     )

@@ -19,6 +19,7 @@ from pathlib import Path
 from pydantic import BaseModel, Field
 
 from selfimprove.eval.evaluate import EvalReport
+from selfimprove.files import write_text_atomic
 
 PLOTS = ("accuracy.png", "examples.png", "train_loss.png")
 
@@ -52,10 +53,9 @@ def write_report(out_dir: str | Path, rounds: Sequence[RoundRecord], *, title: s
     out.mkdir(parents=True, exist_ok=True)
     rows = sorted(rounds, key=lambda r: r.round)
     payload = {"title": title, "rounds": [r.model_dump() for r in rows]}
-    path = out / "report.json"
-    _atomic_write(path, json.dumps(payload, indent=2) + "\n")
+    path = write_text_atomic(out / "report.json", json.dumps(payload, indent=2) + "\n")
     _plot(out, rows)
-    _atomic_write(out / "summary.md", summary_markdown(rows, title=title))
+    write_text_atomic(out / "summary.md", summary_markdown(rows, title=title))
     return path
 
 
@@ -145,10 +145,4 @@ def _save(fig, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(tmp, format="png", dpi=100)
     plt.close(fig)
-    tmp.replace(path)
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
     tmp.replace(path)

@@ -29,6 +29,7 @@ from selfimprove.config import Config
 from selfimprove.eval.evaluate import EvalReport, evaluate
 from selfimprove.eval.gate import decide
 from selfimprove.eval.report import RoundRecord, eval_metrics, write_report
+from selfimprove.files import write_text_atomic
 from selfimprove.memory.base import ExampleStore
 from selfimprove.memory.decontaminate import check_decontaminated
 from selfimprove.memory.dedup import drop_duplicates
@@ -202,10 +203,7 @@ def _evaluate(deps: RoundDeps, model_path: str, path: Path) -> Path:
         seed=deps.config.student.seed,
         show_progress=deps.show_progress,
     )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(report.model_dump_json(), encoding="utf-8")
-    tmp.replace(path)
+    write_text_atomic(path, report.model_dump_json())
     return path
 
 

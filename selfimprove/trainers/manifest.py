@@ -14,12 +14,13 @@ This module needs only pydantic, so reading a manifest does not import TRL.
 from __future__ import annotations
 
 import json
-import os
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from selfimprove.files import write_text_atomic
 
 MANIFEST_NAME = "manifest.json"
 MANIFEST_FORMAT = 1
@@ -105,11 +106,7 @@ def library_versions() -> dict[str, str]:
 
 def write_manifest(result: TrainResult, folder: Path) -> Path:
     """Write ``result`` as ``folder/manifest.json`` in one atomic replace."""
-    path = Path(folder) / MANIFEST_NAME
-    tmp = path.with_name(f".{MANIFEST_NAME}.{os.getpid()}.tmp")
-    tmp.write_text(result.model_dump_json(indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return write_text_atomic(Path(folder) / MANIFEST_NAME, result.model_dump_json(indent=2) + "\n")
 
 
 def load_manifest(path: str | Path) -> TrainResult:
