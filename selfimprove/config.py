@@ -228,6 +228,12 @@ class LoopConfig(_Section):
     inject_errors: bool = True
     retrieve_k: int = Field(default=0, ge=0, le=16)
     promote_margin: float = Field(default=0.0, ge=0.0, le=1.0)
+    max_suite_drop: float | None = Field(
+        default=None,
+        ge=0.0,
+        le=1.0,
+        description="Reject a candidate whose pass@1 on any suite drops by more than this.",
+    )
     require_approval: bool = False
     out_dir: Path = Path("runs/default")
 

@@ -7,7 +7,9 @@ with every reason spelled out. Promotion needs all of:
 - held-out pass@1 up by more than ``margin`` (absolute, e.g. 0.02 = 2 points);
 - no more negative flips (tasks the incumbent solved and the candidate does not)
   than ``max_negative_flips`` allows, when set;
-- the guard set's pass@1 not down by more than ``guard_tolerance``.
+- the guard set's pass@1 not down by more than ``guard_tolerance``;
+- no suite's pass@1 down by more than ``max_suite_drop``, when set (an overall
+  gain must not hide a suite that got worse).
 
 A regression is never promoted, whatever the margin.
 """
@@ -61,6 +63,7 @@ def decide(
     guard_incumbent: EvalReport | None = None,
     guard_candidate: EvalReport | None = None,
     guard_tolerance: float = 0.0,
+    max_suite_drop: float | None = None,
 ) -> GateDecision:
     """Promote ``candidate`` over ``incumbent`` only if it is better on every count."""
     if margin < 0:
@@ -81,6 +84,15 @@ def decide(
     if max_negative_flips is not None and len(negative) > max_negative_flips:
         promote = False
         reasons.append(f"{len(negative)} negative flips > allowed {max_negative_flips}")
+    if max_suite_drop is not None:
+        for name, old in incumbent.suites.items():
+            new = candidate.suites.get(name)
+            if new is not None and old.pass_at_1 - new.pass_at_1 > max_suite_drop:
+                promote = False
+                reasons.append(
+                    f"suite {name!r} regressed {old.pass_at_1:.3f} -> {new.pass_at_1:.3f} "
+                    f"(allowed drop {max_suite_drop:.3f})"
+                )
     guard_before = guard_after = None
     if guard_incumbent is not None and guard_candidate is not None:
         guard_before, guard_after = guard_incumbent.pass_at_1, guard_candidate.pass_at_1

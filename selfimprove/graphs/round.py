@@ -124,7 +124,12 @@ def build_round_graph(deps: RoundDeps, *, checkpointer: Any = None):
             reasons = ["no training data this round: nothing to train, incumbent kept"]
         else:
             after = EvalReport.model_validate_json(Path(state["candidate_eval"]).read_text())
-            decision = decide(before, after, margin=deps.config.loop.promote_margin)
+            decision = decide(
+                before,
+                after,
+                margin=deps.config.loop.promote_margin,
+                max_suite_drop=deps.config.loop.max_suite_drop,
+            )
             promote, metrics = decision.promote, eval_metrics(after)
             reasons = [
                 *decision.reasons,

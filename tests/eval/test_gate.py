@@ -56,3 +56,20 @@ def test_gate_refuses_mismatched_evaluations_and_negative_margin():
         flips(_report(set()), other)
     with pytest.raises(ValueError, match="margin"):
         decide(_report(set()), _report(set()), margin=-0.1)
+
+
+def test_suite_regression_blocks_promotion_when_a_drop_limit_is_set():
+    compare = builtin_tasks("compare", split="heldout", n=10)
+    tasks = TASKS + compare
+
+    def report(arith, comp):
+        right = {t.prompt: t.answer for t in TASKS[:arith] + compare[:comp]}
+        model = FakeChatModel(right, default="no idea")
+        return evaluate(model, tasks, Grader(), show_progress=False)
+
+    incumbent, candidate = report(2, 6), report(9, 4)  # overall 8 -> 13, compare 0.6 -> 0.4
+    assert decide(incumbent, candidate).promote
+    assert decide(incumbent, candidate, max_suite_drop=0.2).promote
+    blocked = decide(incumbent, candidate, max_suite_drop=0.1)
+    assert not blocked.promote
+    assert "suite 'compare' regressed 0.600 -> 0.400" in blocked.reasons[-1]
