@@ -20,7 +20,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from selfimprove.config import Config
+from selfimprove.config import Config, StoreConfig
 from selfimprove.eval.evaluate import EvalReport, evaluate
 from selfimprove.eval.report import RoundRecord, read_report
 from selfimprove.files import write_text_atomic
@@ -42,6 +42,17 @@ class BaselineReport(BaseModel):
     store_total: int
     load_s: float
     report_path: Path
+
+
+def store_config(config: Config) -> StoreConfig:
+    """The run's store: ``store.path`` when set explicitly, else ``<loop.out_dir>/store``.
+
+    So two runs with different output folders never share (and train on) each
+    other's examples unless the configuration says so.
+    """
+    if config.store.backend != "chroma" or "path" in config.store.model_fields_set:
+        return config.store
+    return config.store.model_copy(update={"path": Path(config.loop.out_dir) / "store"})
 
 
 def attempt_examples(report: EvalReport, tasks: Sequence[Task], *, round: int) -> list[Example]:
@@ -91,7 +102,7 @@ def run_baseline(config: Config, *, show_progress: bool = True) -> BaselineRepor
             seed=config.student.seed,
             show_progress=show_progress,
         )
-    store = open_store(config.store)
+    store = open_store(store_config(config))
     stored = store.add(attempt_examples(report, task_set.heldout, round=0))
     path = Path(config.loop.out_dir) / "baseline.json"
     payload = {
@@ -151,7 +162,7 @@ def run_loop(
         raise RunStateError(f"nothing to resume in {str(out)!r}: no checkpoints.sqlite there")
     out.mkdir(parents=True, exist_ok=True)
     task_set = load_task_set(config.tasks)
-    store = open_store(config.store)
+    store = open_store(store_config(config))
     loop = config.loop
     settings = CollectSettings(
         samples_per_task=loop.samples_per_task,

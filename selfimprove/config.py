@@ -125,7 +125,11 @@ class SandboxConfig(_Section):
 
 
 class StoreConfig(_Section):
-    """The example store: embedded Chroma by default, a Chroma server, or in-memory."""
+    """The example store: embedded Chroma by default, a Chroma server, or in-memory.
+
+    ``path`` left unset means ``<loop.out_dir>/store``, so runs in different
+    folders keep their examples apart; set it to share one store between runs.
+    """
 
     backend: Literal["chroma", "chroma-http", "memory"] = "chroma"
     path: Path = Path("runs/store")

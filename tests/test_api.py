@@ -46,3 +46,13 @@ def test_baseline_with_the_embedded_student(tmp_path):
     answers = [a.completion for r in result.eval.results for a in r.attempts]
     assert sum(bool(a.strip()) for a in answers) >= 18  # it really answers
     assert 0.0 < result.eval.pass_at_1 < 1.0  # below its ceiling, above zero (level 1 is easy)
+
+
+def test_store_follows_the_run_folder_unless_set(tmp_path):
+    from selfimprove.api import store_config
+
+    cfg = Config()
+    cfg.loop.out_dir = tmp_path / "a"
+    assert store_config(cfg).path == tmp_path / "a" / "store"
+    cfg.store.path = tmp_path / "shared"
+    assert store_config(cfg).path == tmp_path / "shared"

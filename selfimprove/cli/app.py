@@ -94,6 +94,8 @@ def demo(
         cfg.tasks.heldout_per_suite = heldout
     if rounds:
         cfg.loop.rounds = rounds
+        if cfg.loop.tasks_per_round is None:
+            cfg.loop.tasks_per_round = 120  # ~15 minutes a round on 2 CPU cores
         _run_loop(cfg, resume=False)
         return
     console = Console()
