@@ -21,13 +21,12 @@ from __future__ import annotations
 
 import ast
 import re
-from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from selfimprove.eval.evaluate import generation_settings
+from selfimprove.eval.evaluate import generate_for_tasks
 from selfimprove.models.base import ChatModel
 from selfimprove.tasks.verifiers import Grader
 from selfimprove.types import Task, Verdict
@@ -264,22 +263,11 @@ def _generate(
     seed: int | None,
 ) -> tuple[list[str], list[str]]:
     """One fix per prompt, one ``generate`` call per generation-settings group."""
-    groups: dict[tuple[int, tuple[str, ...]], list[int]] = defaultdict(list)
-    for i, task in enumerate(tasks):
-        groups[generation_settings(task)].append(i)
+    rows = generate_for_tasks(model, tasks, prompts, temperature=temperature, seed=seed)
     texts, finishes = [""] * len(tasks), ["error"] * len(tasks)
-    for (max_tokens, stop), indices in groups.items():
-        outputs = model.generate(
-            [prompts[i] for i in indices],
-            n=1,
-            temperature=temperature,
-            max_tokens=max_tokens,
-            stop=list(stop),
-            seed=seed,
-        )
-        for i, row in zip(indices, outputs, strict=True):
-            if row:  # a backend returning nothing for a prompt is a failed turn, not a crash
-                texts[i], finishes[i] = row[0].text, row[0].finish_reason
+    for i, row in enumerate(rows):
+        if row:  # a backend returning nothing for a prompt is a failed turn, not a crash
+            texts[i], finishes[i] = row[0].text, row[0].finish_reason
     return texts, finishes
 
 

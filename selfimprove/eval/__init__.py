@@ -5,6 +5,7 @@ from selfimprove.eval.evaluate import (
     SuiteScore,
     TaskResult,
     evaluate,
+    generate_for_tasks,
     generation_settings,
 )
 from selfimprove.eval.gate import GateDecision, decide
@@ -17,6 +18,7 @@ __all__ = [
     "TaskResult",
     "decide",
     "evaluate",
+    "generate_for_tasks",
     "generation_settings",
     "pass_at_k",
 ]

@@ -15,10 +15,10 @@ from collections.abc import Sequence
 from pydantic import BaseModel, Field
 
 from selfimprove.eval.metrics import mean, pass_at_k
-from selfimprove.models.base import ChatModel
+from selfimprove.models.base import ChatModel, ProgressFn, Prompt
 from selfimprove.progress import progress_bar
 from selfimprove.tasks.verifiers import Grader
-from selfimprove.types import Attempt, Task
+from selfimprove.types import Attempt, Completion, Task
 
 ANSWER_MAX_TOKENS = 48
 CODE_MAX_TOKENS = 160  # the student's passing code answers take <= 30 tokens (measured)
@@ -37,6 +37,42 @@ def generation_settings(task: Task) -> tuple[int, tuple[str, ...]]:
     max_tokens = int(meta.get("max_tokens", default_tokens))
     stop = tuple(meta.get("stop", default_stop))
     return max_tokens, stop
+
+
+def generate_for_tasks(
+    model: ChatModel,
+    tasks: Sequence[Task],
+    prompts: Sequence[Prompt] | None = None,
+    *,
+    n: int = 1,
+    temperature: float = 0.0,
+    seed: int | None = None,
+    progress: ProgressFn | None = None,
+) -> list[list[Completion]]:
+    """``n`` completions per task, in order, with one ``generate`` call per settings group.
+
+    Tasks are grouped by ``generation_settings`` (code and short answers stop
+    differently), so the model still sees whole batches. ``prompts`` replaces the
+    tasks' own prompts (e.g. with worked examples or feedback) when given.
+    """
+    prompts = [t.prompt for t in tasks] if prompts is None else prompts
+    groups: dict[tuple[int, tuple[str, ...]], list[int]] = defaultdict(list)
+    for i, task in enumerate(tasks):
+        groups[generation_settings(task)].append(i)
+    rows: list[list[Completion]] = [[] for _ in tasks]
+    for (max_tokens, stop), indices in groups.items():
+        outputs = model.generate(
+            [prompts[i] for i in indices],
+            n=n,
+            temperature=temperature,
+            max_tokens=max_tokens,
+            stop=list(stop),
+            seed=seed,
+            progress=progress,
+        )
+        for i, row in zip(indices, outputs, strict=True):
+            rows[i] = row
+    return rows
 
 
 class TaskResult(BaseModel):
@@ -92,26 +128,13 @@ def evaluate(
     """Generate ``samples`` answers per task, verify them, and score."""
     if not tasks:
         raise ValueError("evaluate() needs at least one task")
-    groups: dict[tuple[int, tuple[str, ...]], list[int]] = defaultdict(list)
-    for i, task in enumerate(tasks):
-        groups[generation_settings(task)].append(i)
-    texts: list[list[str]] = [[] for _ in tasks]
-    tokens = 0
     start = time.perf_counter()
     with progress_bar("generating", total=len(tasks), enabled=show_progress) as advance:
-        for (max_tokens, stop), indices in groups.items():
-            outputs = model.generate(
-                [tasks[i].prompt for i in indices],
-                n=samples,
-                temperature=temperature,
-                max_tokens=max_tokens,
-                stop=list(stop),
-                seed=seed,
-                progress=advance,
-            )
-            for i, completions in zip(indices, outputs, strict=True):
-                texts[i] = [c.text for c in completions]
-                tokens += sum(c.tokens for c in completions)
+        rows = generate_for_tasks(
+            model, tasks, n=samples, temperature=temperature, seed=seed, progress=advance
+        )
+    texts = [[c.text for c in row] for row in rows]
+    tokens = sum(c.tokens for row in rows for c in row)
     generate_s = time.perf_counter() - start
     start = time.perf_counter()
     flat_tasks = [task for task, outs in zip(tasks, texts, strict=True) for _ in outs]

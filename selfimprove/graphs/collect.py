@@ -25,7 +25,7 @@ are content hashes, so re-running a round adds nothing new to the store.
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, TypedDict
@@ -35,7 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from selfimprove.agents.debug import DebugTrajectory, debug_counts, self_debug
 from selfimprove.agents.inject import OPERATORS, inject_errors_batch, yields
-from selfimprove.eval.evaluate import generation_settings
+from selfimprove.eval.evaluate import generate_for_tasks
 from selfimprove.graphs.collect_examples import task_examples
 from selfimprove.memory.base import ExampleStore, unique_by_id
 from selfimprove.models.base import ChatModel, Prompt
@@ -171,23 +171,17 @@ class _Nodes:
 
     def generate(self, state: CollectState) -> CollectState:
         tasks, prompts = _tasks(state), state.get("prompts", {})
-        groups: dict[tuple[int, tuple[str, ...]], list[Task]] = defaultdict(list)
-        for task in tasks:
-            groups[generation_settings(task)].append(task)
-        samples: dict[str, list[dict[str, Any]]] = {}
         with progress_bar("generating", len(tasks), enabled=self.s.show_progress) as advance:
-            for (max_tokens, stop), group in groups.items():
-                outputs = self.deps.model.generate(
-                    [prompts.get(t.id, t.prompt) for t in group],
-                    n=self.s.samples_per_task,
-                    temperature=self.s.temperature,
-                    max_tokens=max_tokens,
-                    stop=list(stop),
-                    seed=self.s.seed,
-                    progress=advance,
-                )
-                for task, row in zip(group, outputs, strict=True):
-                    samples[task.id] = [c.model_dump() for c in row]
+            rows = generate_for_tasks(
+                self.deps.model,
+                tasks,
+                [prompts.get(t.id, t.prompt) for t in tasks],
+                n=self.s.samples_per_task,
+                temperature=self.s.temperature,
+                seed=self.s.seed,
+                progress=advance,
+            )
+        samples = {t.id: [c.model_dump() for c in row] for t, row in zip(tasks, rows, strict=True)}
         return {"samples": samples, "counts": {"samples": sum(map(len, samples.values()))}}
 
     def verify(self, state: CollectState) -> CollectState:
