@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from selfimprove.config import ModelConfig
-from selfimprove.models import ChatModel, ModelError, Prompt, load_model
+from selfimprove.models import ChatModel, ModelError, Prompt, load_model, local
 from selfimprove.models.local import TransformersModel, pick_device, pick_dtype
 
 PROMPTS: list[Prompt] = [
@@ -169,8 +169,12 @@ def test_bad_arguments_name_the_value(tiny: TransformersModel) -> None:
     assert tiny.generate([]) == []
 
 
-def test_device_and_dtype_choice() -> None:
+def test_device_and_dtype_choice(monkeypatch) -> None:
+    monkeypatch.setattr(local, "cpu_has_bf16", lambda: False)
     assert pick_dtype("auto", torch.device("cpu")) == torch.float32
+    monkeypatch.setattr(local, "cpu_has_bf16", lambda: True)
+    assert pick_dtype("auto", torch.device("cpu")) == torch.bfloat16
+    assert pick_dtype("float32", torch.device("cpu")) == torch.float32
     assert pick_dtype("bfloat16", torch.device("cpu")) == torch.bfloat16
     if torch.cuda.is_available():
         assert pick_device("auto").type == "cuda"
