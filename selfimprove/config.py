@@ -85,7 +85,7 @@ class ModelConfig(_Section):
     )
     device: Literal["auto", "cpu", "cuda"] = "auto"
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
-    batch_size: int = Field(default=32, ge=1, le=4096)
+    batch_size: int = Field(default=64, ge=1, le=4096)
     max_new_tokens: int = Field(default=64, ge=1, le=32768)
     temperature: float = Field(default=0.8, ge=0.0, le=2.0)
     system_prompt: str | None = None
@@ -108,6 +108,17 @@ class TasksConfig(_Section):
     files: list[Path] = Field(default_factory=list)
     train_per_suite: int = Field(default=150, ge=0, le=1_000_000)
     heldout_per_suite: int = Field(default=100, ge=1, le=1_000_000)
+    guard_per_suite: int = Field(
+        default=0,
+        ge=0,
+        le=1_000_000,
+        description="Built-in guard tasks per suite (0: none): held-out tasks kept apart from "
+        "the scored ones; the gate rejects a candidate that regresses on them.",
+    )
+    guard_files: list[Path] = Field(
+        default_factory=list,
+        description="JSONL files of guard tasks (any split), e.g. general skills to keep.",
+    )
     seed: int = 0
 
 
@@ -237,6 +248,18 @@ class LoopConfig(_Section):
         ge=0.0,
         le=1.0,
         description="Reject a candidate whose pass@1 on any suite drops by more than this.",
+    )
+    max_negative_flips: int | None = Field(
+        default=None,
+        ge=0,
+        description="Reject a candidate that fails more than this many held-out tasks "
+        "the incumbent solved.",
+    )
+    guard_tolerance: float = Field(
+        default=0.0,
+        ge=0.0,
+        le=1.0,
+        description="How far guard-set pass@1 may drop before the gate rejects.",
     )
     require_approval: bool = False
     out_dir: Path = Path("runs/default")

@@ -75,3 +75,23 @@ def test_loop_runs_rounds_gates_and_resumes(tmp_path, warm_model):
 def test_resume_without_a_run_is_a_clear_error(tmp_path):
     with pytest.raises(RunStateError, match="nothing to resume"):
         run_loop(_config(tmp_path, str(tiny_model())), resume=True, show_progress=False)
+
+
+def test_the_gate_rejects_a_candidate_that_does_not_beat_the_margin(tmp_path, warm_model):
+    cfg = _config(tmp_path, warm_model)
+    cfg.loop.rounds = 1
+    cfg.loop.promote_margin = 1.0  # no candidate can gain more than 100 points
+    base, one = run_loop(cfg, show_progress=False)
+    assert not one.promoted
+    assert "does not beat the margin 1.000" in one.reasons[0]
+    assert one.model_path and (tmp_path / "run" / "round-1" / "model" / "manifest.json").exists()
+    assert base.model_path == warm_model  # the incumbent stays
+
+
+def test_demo_config_is_the_embedded_default_with_agents_on():
+    from selfimprove.api import demo_config
+
+    cfg = demo_config(rounds=3, out_dir="somewhere")
+    assert cfg.student.model == "smollm2-135m-instruct" and cfg.loop.rounds == 3
+    assert cfg.loop.self_debug and cfg.loop.inject_errors and cfg.training.method == "sft"
+    assert str(cfg.loop.out_dir) == "somewhere"

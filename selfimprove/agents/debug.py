@@ -178,9 +178,11 @@ def self_debug(
 
 
 def debug_counts(trajectories: Sequence[DebugTrajectory]) -> dict[str, int]:
-    """Self-correction counts: tasks debugged, wrong→right, wrong→wrong, fixes per turn."""
+    """Self-correction counts: tasks debugged, fix attempts generated, wrong→right, wrong→wrong,
+    fixes per turn."""
     counts = {
         "debugged": len(trajectories),
+        "generated": sum(len(t.turns) for t in trajectories),
         "wrong_to_right": sum(t.fix is not None for t in trajectories),
         "wrong_to_wrong": sum(t.fix is None for t in trajectories),
     }

@@ -1,7 +1,7 @@
 """The ``selfimprove`` command line: thin commands over ``selfimprove.api``.
 
     selfimprove verify TASKS.jsonl --solutions SOLUTIONS.jsonl [--json]
-    selfimprove demo [--out DIR] [--rounds N]
+    selfimprove demo [--out DIR] [--rounds N] [--resume]
     selfimprove run CONFIG.yaml [--resume]
     selfimprove tasks SUITE [--split heldout] [--n 100]      # export a built-in suite as JSONL
 
@@ -75,28 +75,34 @@ def demo(
     out: Annotated[Path, typer.Option(help="Output folder (report, Chroma store).")] = Path(
         "runs/demo"
     ),
-    config: Annotated[Path | None, typer.Option(help="YAML config to start from.")] = None,
+    config: Annotated[
+        Path | None, typer.Option(help="YAML config to use instead of the demo's settings.")
+    ] = None,
     heldout: Annotated[int | None, typer.Option(help="Held-out tasks per suite.")] = None,
     rounds: Annotated[
         int, typer.Option(help="Improvement rounds after the baseline (0: baseline only).")
-    ] = 0,
+    ] = 2,
+    resume: Annotated[
+        bool, typer.Option(help="Continue the demo in --out (automatic when one is there).")
+    ] = False,
 ) -> None:
-    """Measure the embedded student on the built-in suites; with --rounds N, improve it."""
-    from selfimprove.api import run_baseline
+    """Improve the embedded student on the built-in suites (gated rounds), or just measure it."""
+    from selfimprove.api import demo_config, run_baseline
 
     try:
-        cfg = load_config(config) if config else Config()
+        cfg = load_config(config) if config else demo_config(rounds)
     except ConfigError as exc:
         _fail(str(exc))
     cfg.loop.out_dir = out
+    cfg.loop.rounds = rounds
     cfg.store.path = out / "store"
     if heldout is not None:
         cfg.tasks.heldout_per_suite = heldout
     if rounds:
-        cfg.loop.rounds = rounds
-        if cfg.loop.tasks_per_round is None:
-            cfg.loop.tasks_per_round = 120  # ~15 minutes a round on 2 CPU cores
-        _run_loop(cfg, resume=False)
+        if not resume and (out / "checkpoints.sqlite").exists():
+            Console().print(f"continuing the demo in {out} (delete the folder to start over)")
+            resume = True
+        _run_loop(cfg, resume=resume)
         return
     console = Console()
     console.print(
@@ -156,7 +162,7 @@ def _run_loop(cfg: Config, *, resume: bool) -> None:
     except (*_USER_ERRORS, RunStateError) as exc:
         _fail(str(exc))
     table = Table(title=f"Rounds ({cfg.loop.out_dir})")
-    for column in ("round", "promoted", "held-out pass@1", "examples", "decision"):
+    for column in ("round", "promoted", "held-out pass@1", "examples", "minutes", "decision"):
         table.add_column(column)
     for r in rounds:
         promoted = "baseline" if r.round == 0 else ("yes" if r.promoted else "no (rolled back)")
@@ -164,7 +170,8 @@ def _run_loop(cfg: Config, *, resume: bool) -> None:
             str(r.round),
             promoted,
             f"{r.metrics['heldout_pass_at_1']:.1%}",
-            str(sum(r.counts.values())),
+            str(r.counts.get("new", "")),
+            f"{sum(r.timings.values()) / 60:.1f}",
             "; ".join(r.reasons)[:80],
         )
     console.print(table)

@@ -3,7 +3,8 @@
 ``report.json`` has the shape the CLI, console and REST API read::
 
     {"rounds": [{"round": 0, "promoted": true, "metrics": {"heldout_pass_at_1": 0.21, ...},
-                 "counts": {...}, "train_loss": [...], "reasons": [...]}, ...]}
+                 "counts": {...}, "train_loss": [...], "reasons": [...],
+                 "timings": {"evaluate": 95.1, ...}}, ...]}
 
 Round 0 is the baseline (the starting model, promoted by definition). Files are
 written atomically (temp file + rename), so a reader never sees half a report.
@@ -34,6 +35,7 @@ class RoundRecord(BaseModel):
     train_loss: list[float] = Field(default_factory=list)
     reasons: list[str] = Field(default_factory=list)
     model_path: str | None = None
+    timings: dict[str, float] = Field(default_factory=dict)  # seconds per stage
 
 
 def eval_metrics(report: EvalReport) -> dict[str, float]:
@@ -71,7 +73,7 @@ def summary_markdown(rows: Sequence[RoundRecord], *, title: str = "") -> str:
         {k.removesuffix("_pass_at_1") for r in rows for k in r.metrics if k.endswith("_pass_at_1")}
         - {"heldout"}
     )
-    head = ["round", "promoted", "held-out pass@1", *suites, "examples"]
+    head = ["round", "promoted", "held-out pass@1", *suites, "new examples", "minutes"]
     lines = [f"# {title or 'selfimprove run'}", "", "| " + " | ".join(head) + " |"]
     lines.append("|" + "---|" * len(head))
     for r in rows:
@@ -80,7 +82,8 @@ def summary_markdown(rows: Sequence[RoundRecord], *, title: str = "") -> str:
             "baseline" if r.round == 0 else ("yes" if r.promoted else "no (rolled back)"),
             f"{r.metrics.get('heldout_pass_at_1', 0.0):.1%}",
             *(f"{r.metrics.get(f'{s}_pass_at_1', 0.0):.1%}" for s in suites),
-            str(sum(r.counts.values())) if r.counts else "",
+            str(r.counts.get("new", "")),
+            f"{sum(r.timings.values()) / 60:.1f}" if r.timings else "",
         ]
         lines.append("| " + " | ".join(cells) + " |")
     decisions = [f"- round {r.round}: " + "; ".join(r.reasons) for r in rows if r.reasons]

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import operator
 import random
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,10 +48,13 @@ class RoundState(TypedDict, total=False):
     round: int  # the round to run next (1-based)
     incumbent: str  # folder of the promoted model
     incumbent_eval: str  # its held-out evaluation (EvalReport JSON)
+    incumbent_guard: str | None  # its guard-set evaluation, when the run has guard tasks
     candidate: str | None
     candidate_eval: str | None
+    candidate_guard: str | None
     counts: dict[str, int]
     train_loss: list[float]
+    timings: dict[str, float]  # seconds per stage of the current round
     records: Annotated[list[dict[str, Any]], operator.add]
 
 
@@ -79,17 +83,24 @@ def build_round_graph(deps: RoundDeps, *, checkpointer: Any = None):
     rounds = deps.config.loop.rounds
 
     def baseline(state: RoundState) -> RoundState:
-        path = _evaluate(deps, state["incumbent"], deps.out_dir / "round-0" / "eval.json")
+        start = time.perf_counter()
+        path, guard = _evaluate_all(deps, state["incumbent"], deps.out_dir / "round-0")
         report = EvalReport.model_validate_json(path.read_text())
         record = RoundRecord(
             round=0,
             promoted=True,
-            metrics=eval_metrics(report),
+            metrics=eval_metrics(report) | _guard_metric(guard),
             model_path=state["incumbent"],
             reasons=["baseline"],
+            timings={"evaluate": round(time.perf_counter() - start, 2)},
         )
         deps.on_event("baseline", record.model_dump())
-        return {"round": 1, "incumbent_eval": str(path), "records": [record.model_dump()]}
+        return {
+            "round": 1,
+            "incumbent_eval": str(path),
+            "incumbent_guard": guard,
+            "records": [record.model_dump()],
+        }
 
     def collect(state: RoundState) -> RoundState:
         model = deps.load_model(state["incumbent"])
@@ -101,7 +112,7 @@ def build_round_graph(deps: RoundDeps, *, checkpointer: Any = None):
     def train(state: RoundState) -> RoundState:
         r = state["round"]
         positives, pairs = _training_examples(deps.store, r)
-        check_decontaminated(positives + pairs, deps.task_set.heldout)
+        check_decontaminated(positives + pairs, deps.task_set.heldout + deps.task_set.guard)
         needs = {"sft": bool(positives), "dpo": bool(pairs), "sft_dpo": bool(positives or pairs)}
         if not needs[deps.config.training.method]:
             return {"candidate": None, "train_loss": []}
@@ -114,23 +125,31 @@ def build_round_graph(deps: RoundDeps, *, checkpointer: Any = None):
         return {"candidate": str(result.model_path), "train_loss": _losses(result)}
 
     def evaluate_candidate(state: RoundState) -> RoundState:
-        path = deps.out_dir / f"round-{state['round']}" / "eval.json"
-        return {"candidate_eval": str(_evaluate(deps, state["candidate"], path))}
+        folder = deps.out_dir / f"round-{state['round']}"
+        path, guard = _evaluate_all(deps, state["candidate"], folder)
+        return {"candidate_eval": str(path), "candidate_guard": guard}
 
     def gate(state: RoundState) -> RoundState:
         before = EvalReport.model_validate_json(Path(state["incumbent_eval"]).read_text())
         if state.get("candidate") is None:
-            promote, metrics = False, eval_metrics(before)
+            promote = False
+            metrics = eval_metrics(before) | _guard_metric(state.get("incumbent_guard"))
             reasons = ["no training data this round: nothing to train, incumbent kept"]
         else:
             after = EvalReport.model_validate_json(Path(state["candidate_eval"]).read_text())
+            loop = deps.config.loop
             decision = decide(
                 before,
                 after,
-                margin=deps.config.loop.promote_margin,
-                max_suite_drop=deps.config.loop.max_suite_drop,
+                margin=loop.promote_margin,
+                max_negative_flips=loop.max_negative_flips,
+                guard_incumbent=_read(state.get("incumbent_guard")),
+                guard_candidate=_read(state.get("candidate_guard")),
+                guard_tolerance=loop.guard_tolerance,
+                max_suite_drop=loop.max_suite_drop,
             )
-            promote, metrics = decision.promote, eval_metrics(after)
+            promote = decision.promote
+            metrics = eval_metrics(after) | _guard_metric(state.get("candidate_guard"))
             reasons = [
                 *decision.reasons,
                 f"{len(decision.negative_flips)} negative and "
@@ -144,6 +163,7 @@ def build_round_graph(deps: RoundDeps, *, checkpointer: Any = None):
             train_loss=state.get("train_loss", []),
             reasons=reasons,
             model_path=state.get("candidate"),
+            timings=state.get("timings", {}),
         )
         deps.on_event("gate", record.model_dump())
         update: RoundState = {
@@ -151,9 +171,15 @@ def build_round_graph(deps: RoundDeps, *, checkpointer: Any = None):
             "records": [record.model_dump()],
             "candidate": None,
             "candidate_eval": None,
+            "candidate_guard": None,
+            "timings": {},
         }
         if promote:
-            update |= {"incumbent": state["candidate"], "incumbent_eval": state["candidate_eval"]}
+            update |= {
+                "incumbent": state["candidate"],
+                "incumbent_eval": state["candidate_eval"],
+                "incumbent_guard": state.get("candidate_guard"),
+            }
         return update
 
     def report(state: RoundState) -> RoundState:
@@ -169,9 +195,9 @@ def build_round_graph(deps: RoundDeps, *, checkpointer: Any = None):
 
     graph = StateGraph(RoundState)
     graph.add_node("baseline", baseline)
-    graph.add_node("collect", collect)
-    graph.add_node("train", train)
-    graph.add_node("evaluate", evaluate_candidate)
+    graph.add_node("collect", _timed("collect", collect))
+    graph.add_node("train", _timed("train", train))
+    graph.add_node("evaluate", _timed("evaluate", evaluate_candidate))
     graph.add_node("gate", gate)
     graph.add_node("report", report)
     graph.add_edge(START, "baseline")
@@ -192,24 +218,54 @@ def round_tasks(train: list[Task], config: Config, round: int) -> list[Task]:
     return random.Random(f"{config.tasks.seed}:{round}").sample(train, k)
 
 
+def _timed(stage: str, node: Callable[[RoundState], RoundState]) -> Callable:
+    """``node`` that also records its wall time under ``timings[stage]``."""
+
+    def timed(state: RoundState) -> RoundState:
+        start = time.perf_counter()
+        update = node(state)
+        spent = round(time.perf_counter() - start, 2)
+        return update | {"timings": {**state.get("timings", {}), stage: spent}}
+
+    timed.__name__ = stage
+    return timed
+
+
 def _losses(result: Any) -> list[float]:
     return [loss for stage in result.stages for loss in stage.losses]
 
 
-def _evaluate(deps: RoundDeps, model_path: str, path: Path) -> Path:
-    """Evaluate a model on the held-out tasks once; a finished evaluation file is reused."""
-    if path.exists():
-        return path
-    model = deps.load_model(model_path)
-    report = evaluate(
-        model,
-        deps.task_set.heldout,
-        deps.grader,
-        seed=deps.config.student.seed,
-        show_progress=deps.show_progress,
-    )
-    write_text_atomic(path, report.model_dump_json())
-    return path
+def _evaluate_all(deps: RoundDeps, model_path: str, folder: Path) -> tuple[Path, str | None]:
+    """Evaluate a model on the held-out tasks (``eval.json``) and any guard tasks (``guard.json``).
+
+    A finished evaluation file is reused, so a resumed round does not evaluate twice.
+    """
+    jobs = [(folder / "eval.json", deps.task_set.heldout)]
+    if deps.task_set.guard:
+        jobs.append((folder / "guard.json", deps.task_set.guard))
+    model = None
+    for path, tasks in jobs:
+        if path.exists():
+            continue
+        model = model or deps.load_model(model_path)
+        report = evaluate(
+            model,
+            tasks,
+            deps.grader,
+            seed=deps.config.student.seed,
+            show_progress=deps.show_progress,
+        )
+        write_text_atomic(path, report.model_dump_json())
+    return jobs[0][0], str(jobs[1][0]) if len(jobs) > 1 else None
+
+
+def _guard_metric(path: str | None) -> dict[str, float]:
+    report = _read(path)
+    return {} if report is None else {"guard_pass_at_1": report.pass_at_1}
+
+
+def _read(path: str | None) -> EvalReport | None:
+    return None if path is None else EvalReport.model_validate_json(Path(path).read_text())
 
 
 def _training_examples(store: ExampleStore, round: int) -> tuple[list[Example], list[Example]]:

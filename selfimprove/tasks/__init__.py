@@ -8,7 +8,7 @@ configuration, ``load_task_set(config.tasks)``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from selfimprove.config import TasksConfig
 from selfimprove.tasks import arithmetic, code, compare, strings
@@ -46,10 +46,15 @@ def builtin_tasks(suite: str, *, split: Split, n: int, seed: int = 0) -> list[Ta
 
 @dataclass(frozen=True)
 class TaskSet:
-    """Train and held-out tasks of a run."""
+    """Train, held-out and guard tasks of a run.
+
+    The gate scores held-out tasks and rejects a candidate that regresses on the
+    guard tasks; training data is checked against both for contamination.
+    """
 
     train: list[Task]
     heldout: list[Task]
+    guard: list[Task] = field(default_factory=list)
 
     @property
     def suites(self) -> list[str]:
@@ -57,16 +62,26 @@ class TaskSet:
 
 
 def load_task_set(config: TasksConfig) -> TaskSet:
-    """The tasks a configuration names: built-in suites plus JSONL files."""
+    """The tasks a configuration names: built-in suites plus JSONL files.
+
+    Built-in guard tasks are the held-out tasks that follow the scored ones, so the
+    two sets never overlap; every task of a guard file is a guard task.
+    """
     train: list[Task] = []
     heldout: list[Task] = []
+    guard: list[Task] = []
+    scored, guarded = config.heldout_per_suite, config.guard_per_suite
     for suite in config.suites:
         train += builtin_tasks(suite, split="train", n=config.train_per_suite, seed=config.seed)
-        heldout += builtin_tasks(suite, split="heldout", n=config.heldout_per_suite)
+        held = builtin_tasks(suite, split="heldout", n=scored + guarded)
+        heldout += held[:scored]
+        guard += held[scored:]
     for path in config.files:
         for task in load_tasks(path):
             (heldout if task.split == "heldout" else train).append(task)
-    return TaskSet(train=train, heldout=heldout)
+    for path in config.guard_files:
+        guard += load_tasks(path)
+    return TaskSet(train=train, heldout=heldout, guard=guard)
 
 
 __all__ = [

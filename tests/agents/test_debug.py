@@ -48,6 +48,7 @@ def test_fixes_on_the_first_and_second_turn_and_garbage_is_a_failed_turn(grader)
     assert found[2].fix is None and "SyntaxError" in found[2].turns[1].verdict.reason
     assert debug_counts(found) == {
         "debugged": 3,
+        "generated": 5,
         "wrong_to_right": 2,
         "wrong_to_wrong": 1,
         "fixed_on_turn_1": 1,

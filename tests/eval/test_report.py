@@ -27,9 +27,10 @@ def _rounds():
             round=2,
             promoted=False,
             metrics={"heldout_pass_at_1": 0.33, "code_pass_at_1": 0.41},
-            counts={"positive": 35},
+            counts={"positive": 35, "new": 50},
             train_loss=[0.8, 0.75],
             reasons=["no gain"],
+            timings={"collect": 100.0, "train": 50.0},
         ),
     ]
 
@@ -45,7 +46,7 @@ def test_report_json_plots_and_summary(tmp_path):
         with Image.open(tmp_path / name) as image:
             assert image.format == "PNG" and image.size[0] > 300
     summary = (tmp_path / "summary.md").read_text()
-    assert "| 2 | no (rolled back) | 33.0% | 41.0% | 35 |" in summary
+    assert "| 2 | no (rolled back) | 33.0% | 41.0% | 50 | 2.5 |" in summary
     assert not list(tmp_path.glob(".*.tmp"))
 
 

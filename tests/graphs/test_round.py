@@ -87,6 +87,9 @@ def test_rounds_promote_only_improvements_and_write_the_report(tmp_path):
     assert [base for base, _ in parts.trained] == ["base", "model-1", "model-1"]
     assert records[1].counts == records[2].counts == {"positive": 6}  # new round, new ids
     assert (tmp_path / "accuracy.png").exists() and (tmp_path / "summary.md").exists()
+    assert set(records[0].timings) == {"evaluate"}
+    assert set(records[1].timings) == {"collect", "train", "evaluate"}
+    assert all(t >= 0 for r in records for t in r.timings.values())
 
 
 def test_crash_then_resume_finishes_without_redoing_finished_work(tmp_path):
@@ -114,3 +117,25 @@ def test_a_round_without_training_data_keeps_the_incumbent(tmp_path):
     final = build_round_graph(deps).invoke(initial_state("base"))
     assert final["incumbent"] == "base" and not parts.trained
     assert "no training data" in final["records"][-1]["reasons"][0]
+
+
+def test_the_gate_rejects_a_candidate_that_regresses_on_the_guard_set(tmp_path):
+    guard = builtin_tasks("arithmetic", split="heldout", n=16)[10:]  # apart from HELDOUT
+
+    def load(path: str) -> FakeChatModel:
+        right = {t.prompt: t.answer for t in HELDOUT[: SKILL[path]]}
+        if path == "base":  # only the starting model knows the guard tasks
+            right |= {t.prompt: t.answer for t in guard}
+        return FakeChatModel(lambda prompt, i: right.get(prompt, "no idea"), name=path)
+
+    parts = Parts(open_store(StoreConfig(backend="memory", embedding="hash")))
+    deps = _deps(tmp_path, parts, rounds=1)
+    deps.task_set = TaskSet(train=TRAIN, heldout=HELDOUT, guard=guard)
+    deps.load_model = load
+    final = build_round_graph(deps).invoke(initial_state("base"))
+    base, one = read_report(tmp_path / "report.json")
+    assert base.metrics["guard_pass_at_1"] == 1.0 and one.metrics["guard_pass_at_1"] == 0.0
+    assert one.metrics["heldout_pass_at_1"] > base.metrics["heldout_pass_at_1"]
+    assert not one.promoted and final["incumbent"] == "base"
+    assert any("guard set regressed 1.000 -> 0.000" in r for r in one.reasons)
+    assert (tmp_path / "round-0" / "guard.json").exists()

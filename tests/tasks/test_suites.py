@@ -57,3 +57,17 @@ def test_task_set_from_config_merges_files(tmp_path):
     )
     assert len(task_set.train) == 10 and len(task_set.heldout) == 6
     assert task_set.suites == ["compare", "extra"]
+
+
+def test_guard_tasks_follow_the_scored_held_out_tasks_and_never_overlap(tmp_path):
+    extra = tmp_path / "guard.jsonl"
+    extra.write_text(builtin_tasks("compare", split="train", n=2)[0].model_dump_json() + "\n")
+    config = TasksConfig(
+        suites=["strings"], heldout_per_suite=5, guard_per_suite=3, guard_files=[extra]
+    )
+    tasks = load_task_set(config)
+    scored = builtin_tasks("strings", split="heldout", n=8)
+    assert [t.id for t in tasks.heldout] == [t.id for t in scored[:5]]
+    assert [t.id for t in tasks.guard[:3]] == [t.id for t in scored[5:]]
+    assert len(tasks.guard) == 4 and tasks.guard[3].suite == "compare"
+    assert not {t.id for t in tasks.heldout} & {t.id for t in tasks.guard}
