@@ -17,12 +17,12 @@ the baseline evaluation is run once and shared):
   verified answers and fixes, then DPO on (correct, wrong) and (correct,
   injected error) pairs.
 
-Equal compute means the rejection arm is never given less. Training: a DPO step
-runs forward and backward over a chosen and a rejected answer per row (plus a
-reference forward), so it counts as two SFT steps, and the rejection arm trains
-``sft_steps + 2 * dpo_steps`` SFT steps. Generation: it samples enough answers
-per task to cover the full arm's extra self-debug generations (the full arm runs
-first; its measured generation count sets the other's sample budget).
+Equal compute means the rejection arm is never given less, measured: the full
+arm runs first. Training: the rejection arm trains as many SFT steps as fit in
+the full arm's measured training time at the full arm's own measured seconds per
+SFT step (a DPO step, chosen and rejected plus a reference pass, costs several
+SFT steps). Generation: it samples enough answers per task to cover the full
+arm's extra self-debug generations.
 It prints both arms' rounds and, last, the held-out pass@1 of each and the
 difference, and appends one JSON line to ``bench/results/loop.jsonl``.
 """
@@ -40,6 +40,7 @@ from pathlib import Path
 from selfimprove.api import demo_config, run_loop
 from selfimprove.config import Config, load_config
 from selfimprove.eval.report import RoundRecord
+from selfimprove.trainers import load_manifest
 
 RESULTS = Path(__file__).parent / "results" / "loop.jsonl"
 
@@ -64,6 +65,21 @@ def generations(records: list[RoundRecord]) -> int:
     )
 
 
+def equal_time_sft_steps(full: Config, records: list[RoundRecord]) -> int:
+    """SFT steps per round that take as long as the full arm's training did (measured)."""
+    seconds, sft_seconds, sft_steps = 0.0, 0.0, 0
+    for record in records[1:]:
+        if record.model_path and (Path(record.model_path) / "manifest.json").exists():
+            for stage in load_manifest(record.model_path).stages:
+                seconds += stage.seconds
+                if stage.name == "sft":
+                    sft_seconds, sft_steps = sft_seconds + stage.seconds, sft_steps + stage.steps
+    if not sft_steps:  # no SFT stage to time: count a DPO step as two SFT steps
+        return full.training.max_steps * (3 if full.training.method == "sft_dpo" else 2)
+    per_round = seconds / max(len(records) - 1, 1)
+    return max(full.training.max_steps, math.ceil(per_round / (sft_seconds / sft_steps)))
+
+
 def summary(name: str, records: list[RoundRecord]) -> dict:
     last = records[-1]
     promoted = [r for r in records if r.promoted]
@@ -78,6 +94,7 @@ def summary(name: str, records: list[RoundRecord]) -> dict:
         "promotions": len(promoted) - 1,
         "generations": generations(records),
         "train_steps": sum(len(r.train_loss) for r in records),  # SFT and DPO steps
+        "train_minutes": round(sum(r.timings.get("train", 0.0) for r in records) / 60, 2),
         "minutes": _minutes(records[1:]),
         "last_round": last.round,
     }
@@ -95,6 +112,11 @@ def main() -> None:
     parser.add_argument("--tasks-per-round", type=int)
     parser.add_argument("--max-steps", type=int, help="steps per training stage (default 16)")
     parser.add_argument("--out", type=Path, default=Path("runs/bench-loop"))
+    parser.add_argument(
+        "--reuse-full",
+        action="store_true",
+        help="take the full arm from a finished OUT/full (same options) and run only the other",
+    )
     args = parser.parse_args()
 
     if args.config:
@@ -111,20 +133,22 @@ def main() -> None:
         full.tasks.heldout_per_suite = args.heldout
     if args.tasks_per_round is not None:
         full.loop.tasks_per_round = args.tasks_per_round
-    if args.out.exists():
+    if args.reuse_full:
+        if not (args.out / "full" / "report.json").exists() or (args.out / "rejection").exists():
+            raise SystemExit(f"--reuse-full needs a finished {args.out}/full and no rejection arm")
+    elif args.out.exists():
         raise SystemExit(f"{args.out} exists: delete it or pass another --out")
     full.loop.out_dir = args.out / "full"
     full.store = full.store.model_copy(update={"path": args.out / "full" / "store"})
 
     print(f"[full] {full.loop.rounds} rounds, method {full.training.method}")
-    full_records = run_loop(full)
+    full_records = run_loop(full, resume=args.reuse_full)
     full_sum = summary("full", full_records)
 
     tasks = full.loop.tasks_per_round or full.tasks.train_per_suite * len(full.tasks.suites)
     per_round = full_sum["generations"] / max(full.loop.rounds, 1)
     samples = max(full.loop.samples_per_task, math.ceil(per_round / tasks))
-    weight = {"sft": 1, "dpo": 2, "sft_dpo": 3}[full.training.method]
-    steps = full.training.max_steps * weight
+    steps = equal_time_sft_steps(full, full_records)
     rs = rejection_config(full, samples, steps, args.out / "rejection")
     rs.store = rs.store.model_copy(update={"path": args.out / "rejection" / "store"})
     # Same starting model, same held-out tasks: reuse the full arm's baseline evaluation.
@@ -148,8 +172,9 @@ def main() -> None:
         f.write(json.dumps(record) + "\n")
     for arm in (rs_sum, full_sum):
         print(
-            f"{arm['arm']:>9}: {arm['generations']} generations, {arm['train_steps']} train steps, "
-            f"{arm['promotions']} promotions, {arm['minutes']:.1f} min"
+            f"{arm['arm']:>9}: {arm['generations']} generations, {arm['train_steps']} train steps "
+            f"({arm['train_minutes']:.1f} min), {arm['promotions']} promotions, "
+            f"{arm['minutes']:.1f} min in all"
         )
     print(f"held-out pass@1 at start:       {full_sum['baseline']:.1%}")
     print(f"held-out pass@1, rejection SFT: {rs_sum['final']:.1%}")

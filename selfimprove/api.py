@@ -166,6 +166,11 @@ def run_loop(
     from selfimprove.models.student import resolve_model_path
     from selfimprove.trainers import train_round
 
+    if config.loop.require_approval:
+        raise RunStateError(
+            "loop.require_approval: true needs the operator console's approval step, which is "
+            "not built yet; set it to false (the gate then decides on its own)"
+        )
     if config.student.backend != "transformers":
         raise RunStateError(
             f"the loop trains the student, so student.backend must be 'transformers', "

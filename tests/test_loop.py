@@ -95,3 +95,11 @@ def test_demo_config_is_the_embedded_default_with_agents_on():
     assert cfg.student.model == "smollm2-135m-instruct" and cfg.loop.rounds == 3
     assert cfg.loop.self_debug and cfg.loop.inject_errors and cfg.training.method == "sft"
     assert str(cfg.loop.out_dir) == "somewhere"
+
+
+def test_require_approval_is_refused_until_the_console_exists(tmp_path):
+    cfg = _config(tmp_path, str(tiny_model()))
+    cfg.loop.require_approval = True
+    with pytest.raises(RunStateError, match="require_approval"):
+        run_loop(cfg, show_progress=False)
+    assert not (tmp_path / "run").exists()  # refused before anything was written

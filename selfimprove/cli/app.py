@@ -161,20 +161,31 @@ def _run_loop(cfg: Config, *, resume: bool) -> None:
         rounds = run_loop(cfg, resume=resume)
     except (*_USER_ERRORS, RunStateError) as exc:
         _fail(str(exc))
+    suites = sorted(
+        {
+            k.removesuffix("_pass_at_1")
+            for r in rounds
+            for k in r.metrics
+            if k.endswith("_pass_at_1")
+        }
+        - {"heldout"}
+    )
     table = Table(title=f"Rounds ({cfg.loop.out_dir})")
-    for column in ("round", "promoted", "held-out pass@1", "examples", "minutes", "decision"):
-        table.add_column(column)
+    for column in ("round", "promoted", "held-out pass@1", *suites, "new examples", "minutes"):
+        table.add_column(column, justify="left" if column in ("round", "promoted") else "right")
     for r in rounds:
         promoted = "baseline" if r.round == 0 else ("yes" if r.promoted else "no (rolled back)")
         table.add_row(
             str(r.round),
             promoted,
-            f"{r.metrics['heldout_pass_at_1']:.1%}",
+            f"[bold]{r.metrics['heldout_pass_at_1']:.1%}",
+            *(f"{r.metrics.get(f'{s}_pass_at_1', 0.0):.1%}" for s in suites),
             str(r.counts.get("new", "")),
             f"{sum(r.timings.values()) / 60:.1f}",
-            "; ".join(r.reasons)[:80],
         )
     console.print(table)
+    for r in rounds[1:]:
+        console.print(f"round {r.round}: " + "; ".join(r.reasons), highlight=False)
     console.print(f"report: {Path(cfg.loop.out_dir) / 'report.json'}")
 
 

@@ -16,13 +16,16 @@ import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import get_args
 
 from pydantic import BaseModel, Field
 
 from selfimprove.eval.evaluate import EvalReport
 from selfimprove.files import write_text_atomic
+from selfimprove.types import ExampleKind
 
 PLOTS = ("accuracy.png", "examples.png", "train_loss.png")
+EXAMPLE_KINDS = get_args(ExampleKind)  # a round's counts[kind]: its examples of that kind
 
 
 class RoundRecord(BaseModel):
@@ -119,7 +122,7 @@ def _plot(out: Path, rows: Sequence[RoundRecord]) -> None:
     _save(fig, out / "accuracy.png")
 
     fig, ax = plt.subplots(figsize=(6, 4))
-    kinds = sorted({k for r in rows for k in r.counts})
+    kinds = [k for k in EXAMPLE_KINDS if any(r.counts.get(k) for r in rows)]
     bottom = [0] * len(rows)
     for kind in kinds:
         values = [r.counts.get(kind, 0) for r in rows]

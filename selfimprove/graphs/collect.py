@@ -39,7 +39,7 @@ from selfimprove.eval.evaluate import generate_for_tasks
 from selfimprove.graphs.collect_examples import task_examples
 from selfimprove.memory.base import ExampleStore, unique_by_id
 from selfimprove.models.base import ChatModel, Prompt
-from selfimprove.progress import progress_bar
+from selfimprove.progress import progress_bar, spinner
 from selfimprove.tasks.verifiers import Grader
 from selfimprove.types import Example, Task, Verdict
 
@@ -187,7 +187,9 @@ class _Nodes:
     def verify(self, state: CollectState) -> CollectState:
         tasks, samples = _tasks(state), state["samples"]
         flat = [(t, sample) for t in tasks for sample in samples.get(t.id, [])]
-        verdicts = self.deps.grader.grade([t for t, _ in flat], [x["text"] for _, x in flat])
+        with progress_bar("verifying", len(flat), enabled=self.s.show_progress) as advance:
+            verdicts = self.deps.grader.grade([t for t, _ in flat], [x["text"] for _, x in flat])
+            advance(len(verdicts))
         graded: dict[str, list[dict[str, Any]]] = {t.id: [] for t in tasks}
         for (task, sample), verdict in zip(flat, verdicts, strict=True):
             graded[task.id].append({**sample, "passed": verdict.passed, "reason": verdict.reason})
@@ -200,29 +202,33 @@ class _Nodes:
         failed = [
             (t, next((x for x in row if x["text"].strip()), row[0])) for t, row in _unsolved(state)
         ]
-        trajectories = self_debug(
-            self.deps.model,
-            self.deps.grader,
-            [t for t, _ in failed],
-            [x["text"] for _, x in failed],
-            [Verdict.fail(x["reason"]) for _, x in failed],
-            turns=self.s.debug_turns,
-            temperature=self.s.temperature,
-            seed=self.s.seed,
-        )
+        label = f"self-debugging {len(failed)} failed tasks"
+        with spinner(label, enabled=self.s.show_progress):
+            trajectories = self_debug(
+                self.deps.model,
+                self.deps.grader,
+                [t for t, _ in failed],
+                [x["text"] for _, x in failed],
+                [Verdict.fail(x["reason"]) for _, x in failed],
+                turns=self.s.debug_turns,
+                temperature=self.s.temperature,
+                seed=self.s.seed,
+            )
         counts = {f"self_debug/{k}": v for k, v in debug_counts(trajectories).items()}
         return {"debug": {t.task_id: t.model_dump() for t in trajectories}, "counts": counts}
 
     def inject(self, state: CollectState) -> CollectState:
         sources = [(task, text) for task in _tasks(state) for text in _correct(state, task)]
-        results = inject_errors_batch(
-            [t for t, _ in sources],
-            [text for _, text in sources],
-            self.deps.grader,
-            operators=self.s.operators,
-            per_answer=self.s.injections_per_answer,
-            seed=self.s.seed,
-        )
+        label = f"injecting errors into {len(sources)} correct answers"
+        with spinner(label, enabled=self.s.show_progress):
+            results = inject_errors_batch(
+                [t for t, _ in sources],
+                [text for _, text in sources],
+                self.deps.grader,
+                operators=self.s.operators,
+                per_answer=self.s.injections_per_answer,
+                seed=self.s.seed,
+            )
         found: dict[str, list[dict[str, Any]]] = {}
         for (task, text), result in zip(sources, results, strict=True):
             found.setdefault(task.id, []).extend(
@@ -241,7 +247,8 @@ class _Nodes:
         counts.update(f"pair/{_pair_type(e)}" for e in unique if e.kind == "pair")
         fixes = [e for e in unique if e.kind == "positive" and e.agent == "self_debug"]
         counts["positive/self_debug"] = len(fixes)
-        counts["new"] = self.deps.store.add(unique)
+        with spinner(f"storing {len(unique)} examples", enabled=self.s.show_progress):
+            counts["new"] = self.deps.store.add(unique)
         return {"counts": dict(counts)}
 
     def start(self, state: CollectState) -> Literal["retrieve", "generate"]:
