@@ -80,8 +80,9 @@ def demo(
     ] = None,
     heldout: Annotated[int | None, typer.Option(help="Held-out tasks per suite.")] = None,
     rounds: Annotated[
-        int, typer.Option(help="Improvement rounds after the baseline (0: baseline only).")
-    ] = 2,
+        int | None,
+        typer.Option(help="Improvement rounds after the baseline (0: baseline only). [default: 2]"),
+    ] = None,
     resume: Annotated[
         bool, typer.Option(help="Continue the demo in --out (automatic when one is there).")
     ] = False,
@@ -90,15 +91,16 @@ def demo(
     from selfimprove.api import demo_config, run_baseline
 
     try:
-        cfg = load_config(config) if config else demo_config(rounds)
+        cfg = load_config(config) if config else demo_config()
     except ConfigError as exc:
         _fail(str(exc))
     cfg.loop.out_dir = out
-    cfg.loop.rounds = rounds
+    if rounds is not None:
+        cfg.loop.rounds = rounds
     cfg.store.path = out / "store"
     if heldout is not None:
         cfg.tasks.heldout_per_suite = heldout
-    if rounds:
+    if cfg.loop.rounds:
         if not resume and (out / "checkpoints.sqlite").exists():
             Console().print(f"continuing the demo in {out} (delete the folder to start over)")
             resume = True

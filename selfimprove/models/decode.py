@@ -106,8 +106,9 @@ def decode_compact(
         if step:
             logits = out.logits[:, -1, :].float()
         if temperature > 0:
-            # Gumbel-max: argmax(scores + Gumbel noise) samples softmax(scores), and is
-            # several times cheaper than torch.multinomial over a 50k vocabulary on CPU.
+            # Gumbel-max: argmax(scores - log(Exp(1) noise)) samples softmax(scores). It is
+            # the draw torch.multinomial makes for one sample (same seed, same tokens; a
+            # test checks it against generate), minus multinomial's input checks.
             scores = warp(None, logits)
             token = (scores - torch.empty_like(scores).exponential_().log()).argmax(dim=-1)
         else:
