@@ -56,7 +56,7 @@ format: install
 bench: install
 	$(BIN)/python bench/bench_sandbox.py
 
-# The full loop against plain rejection-sampling SFT at equal compute (about 35 minutes).
+# The full loop against plain rejection-sampling SFT at equal compute (about 20 minutes).
 bench-loop: install
 	rm -rf runs/bench-loop && $(BIN)/python bench/bench_loop.py --out runs/bench-loop
 

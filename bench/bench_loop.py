@@ -1,6 +1,6 @@
 """The central claim, measured: the full loop against plain rejection-sampling SFT at equal compute.
 
-Run it from the repository root (``make bench-loop``; about 15 minutes on 2 CPU
+Run it from the repository root (``make bench-loop``; about 20 minutes on 2 CPU
 cores with the defaults, one round per arm)::
 
     python bench/bench_loop.py

@@ -1,6 +1,6 @@
 """Slow: a real round of the loop on the embedded student (SmolLM2-135M-Instruct).
 
-Collect with every agent on, SFT then DPO, evaluate, gate; about 3 minutes on 2
+Collect with every agent on, SFT then DPO, evaluate, gate; about 4 minutes on 2
 cores. Run with ``make test-slow``.
 """
 
@@ -49,7 +49,7 @@ def test_a_real_round_on_smollm2(tmp_path, smollm2):
     assert counts["inject/kept"] > 0  # verified-failing edits of its own right answers
     model = tmp_path / "run" / "round-1" / "model"
     manifest = load_manifest(model)
-    assert [s.stage for s in manifest.stages] == ["sft", "dpo"]
+    assert [s.name for s in manifest.stages] == ["sft", "dpo"]
     assert len(one.train_loss) == 12
     assert manifest.datasets["sft"].rows > 0 and manifest.datasets["dpo"].rows > 0
     # the gate's decision follows from the two evaluations
@@ -61,5 +61,5 @@ def test_a_real_round_on_smollm2(tmp_path, smollm2):
     assert read_report(tmp_path / "run" / "report.json") == rounds
     store = open_store(cfg.store.model_copy(update={"path": tmp_path / "run" / "store"}))
     stored = store.find({"$and": [{"round": 1}, {"kind": "positive"}]})
-    assert stored and all(e.split == "train" and e.model for e in stored)
+    assert stored and all(e.metadata["split"] == "train" and e.model for e in stored)
     assert set(one.timings) == {"collect", "train", "evaluate"}

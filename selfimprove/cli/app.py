@@ -158,7 +158,8 @@ def run(
 def _run_loop(cfg: Config, *, resume: bool) -> None:
     from selfimprove.api import RunStateError, run_loop
 
-    console = Console()
+    # Rich wraps at 80 columns when writing to a file or pipe; the table needs ~100.
+    console = Console() if sys.stdout.isatty() else Console(width=120)
     try:
         rounds = run_loop(cfg, resume=resume)
     except (*_USER_ERRORS, RunStateError) as exc:
