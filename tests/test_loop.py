@@ -103,3 +103,37 @@ def test_require_approval_is_refused_until_the_console_exists(tmp_path):
     with pytest.raises(RunStateError, match="require_approval"):
         run_loop(cfg, show_progress=False)
     assert not (tmp_path / "run").exists()  # refused before anything was written
+
+
+def test_a_run_interrupted_in_training_resumes_to_the_same_result(
+    tmp_path, warm_model, monkeypatch
+):
+    import selfimprove.trainers as trainers
+
+    real, calls = trainers.train_round, []
+
+    def crash_once(*args, **kwargs):
+        calls.append(args[-1])
+        if len(calls) == 1:
+            raise RuntimeError("simulated crash while training")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(trainers, "train_round", crash_once)
+    cfg = _config(tmp_path / "a", warm_model)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        run_loop(cfg, show_progress=False)
+    stored_at_crash = open_store(cfg.store).count()
+    resumed = run_loop(cfg, resume=True, show_progress=False)
+    reference_cfg = _config(tmp_path / "b", warm_model)
+    reference = run_loop(reference_cfg, show_progress=False)
+
+    def decisions(rounds):
+        return [(r.round, r.promoted, r.metrics, r.counts) for r in rounds]
+
+    assert decisions(resumed) == decisions(reference)
+    assert calls[0].name == "model" and calls[0].parent.name == "round-1"
+    # the examples round 1 collected before the crash are the ones it trained on: none
+    # lost, none added twice, and the store ends equal to the uninterrupted run's
+    store = open_store(cfg.store)
+    assert store.count({"round": 1}) == stored_at_crash > 0
+    assert store.count() == open_store(reference_cfg.store).count()
