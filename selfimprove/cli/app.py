@@ -157,6 +157,7 @@ def run(
 
 def _run_loop(cfg: Config, *, resume: bool) -> None:
     from selfimprove.api import RunStateError, run_loop
+    from selfimprove.eval.report import suite_names
 
     # Rich wraps at 80 columns when writing to a file or pipe; the table needs ~100.
     console = Console() if sys.stdout.isatty() else Console(width=120)
@@ -164,15 +165,7 @@ def _run_loop(cfg: Config, *, resume: bool) -> None:
         rounds = run_loop(cfg, resume=resume)
     except (*_USER_ERRORS, RunStateError) as exc:
         _fail(str(exc))
-    suites = sorted(
-        {
-            k.removesuffix("_pass_at_1")
-            for r in rounds
-            for k in r.metrics
-            if k.endswith("_pass_at_1")
-        }
-        - {"heldout"}
-    )
+    suites = suite_names(rounds)
     table = Table(title=f"Rounds ({cfg.loop.out_dir})")
     for column in ("round", "promoted", "held-out pass@1", *suites, "new examples", "minutes"):
         table.add_column(column, justify="left" if column in ("round", "promoted") else "right")

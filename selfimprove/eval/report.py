@@ -70,12 +70,15 @@ def read_report(path: str | Path) -> list[RoundRecord]:
     return [RoundRecord.model_validate(r) for r in data["rounds"]]
 
 
+def suite_names(rows: Sequence[RoundRecord]) -> list[str]:
+    """The suites (and ``guard``) the rounds report a pass@1 for, besides the overall one."""
+    keys = {k for r in rows for k in r.metrics if k.endswith("_pass_at_1")}
+    return sorted({k.removesuffix("_pass_at_1") for k in keys} - {"heldout"})
+
+
 def summary_markdown(rows: Sequence[RoundRecord], *, title: str = "") -> str:
     """A short Markdown table: one line per round, with the gate's decision."""
-    suites = sorted(
-        {k.removesuffix("_pass_at_1") for r in rows for k in r.metrics if k.endswith("_pass_at_1")}
-        - {"heldout"}
-    )
+    suites = suite_names(rows)
     head = ["round", "promoted", "held-out pass@1", *suites, "new examples", "minutes"]
     lines = [f"# {title or 'selfimprove run'}", "", "| " + " | ".join(head) + " |"]
     lines.append("|" + "---|" * len(head))
