@@ -89,7 +89,7 @@ def build_round_graph(deps: RoundDeps, *, checkpointer: Any = None):
         record = RoundRecord(
             round=0,
             promoted=True,
-            metrics=eval_metrics(report) | _guard_metric(guard),
+            metrics=eval_metrics(report) | _guard_metric(_read(guard)),
             model_path=state["incumbent"],
             reasons=["baseline"],
             timings={"evaluate": round(time.perf_counter() - start, 2)},
@@ -131,25 +131,27 @@ def build_round_graph(deps: RoundDeps, *, checkpointer: Any = None):
 
     def gate(state: RoundState) -> RoundState:
         before = EvalReport.model_validate_json(Path(state["incumbent_eval"]).read_text())
+        guard_before = _read(state.get("incumbent_guard"))
         if state.get("candidate") is None:
             promote = False
-            metrics = eval_metrics(before) | _guard_metric(state.get("incumbent_guard"))
+            metrics = eval_metrics(before) | _guard_metric(guard_before)
             reasons = ["no training data this round: nothing to train, incumbent kept"]
         else:
             after = EvalReport.model_validate_json(Path(state["candidate_eval"]).read_text())
+            guard_after = _read(state.get("candidate_guard"))
             loop = deps.config.loop
             decision = decide(
                 before,
                 after,
                 margin=loop.promote_margin,
                 max_negative_flips=loop.max_negative_flips,
-                guard_incumbent=_read(state.get("incumbent_guard")),
-                guard_candidate=_read(state.get("candidate_guard")),
+                guard_incumbent=guard_before,
+                guard_candidate=guard_after,
                 guard_tolerance=loop.guard_tolerance,
                 max_suite_drop=loop.max_suite_drop,
             )
             promote = decision.promote
-            metrics = eval_metrics(after) | _guard_metric(state.get("candidate_guard"))
+            metrics = eval_metrics(after) | _guard_metric(guard_after)
             reasons = [
                 *decision.reasons,
                 f"{len(decision.negative_flips)} negative and "
@@ -259,8 +261,7 @@ def _evaluate_all(deps: RoundDeps, model_path: str, folder: Path) -> tuple[Path,
     return jobs[0][0], str(jobs[1][0]) if len(jobs) > 1 else None
 
 
-def _guard_metric(path: str | None) -> dict[str, float]:
-    report = _read(path)
+def _guard_metric(report: EvalReport | None) -> dict[str, float]:
     return {} if report is None else {"guard_pass_at_1": report.pass_at_1}
 
 

@@ -361,8 +361,13 @@ def _left_pad(batch: list[list[int]], pad_id: int, device: torch.device) -> dict
 
 
 def _stop_checker(tokenizer: Any, stop: Sequence[str]) -> Callable[[list[int]], bool]:
-    """Whether a row's generated ids hold a stop string, decoding only their tail."""
-    window = max(len(s) for s in stop) + 4  # a token is at least one character
+    """Whether a row's generated ids hold a stop string, decoding only their tail.
+
+    It runs after every step, so it decodes just enough trailing tokens to hold the
+    longest stop string: a token decodes to at least one character (special tokens
+    aside, hence the slack).
+    """
+    window = max(len(s) for s in stop) + 4
 
     def stopped(ids: list[int]) -> bool:
         tail = tokenizer.decode(ids[-window:], skip_special_tokens=True)
@@ -377,22 +382,17 @@ class _StopOnText(StoppingCriteria):
     transformers' own ``stop_strings`` also matches across the prompt boundary (a
     prompt ending in "\\n" plus a generated "\\n" stops on "\\n\\n"), which would end
     rows before their text holds the stop string. This looks at generated tokens
-    only, decoding just a tail long enough to hold the longest stop string, since
-    it runs after every step.
+    only, with the same check ``decode_compact`` uses (``_stop_checker``).
     """
 
     def __init__(self, tokenizer: Any, stop: Sequence[str], prompt_len: int) -> None:
         super().__init__()
-        self.tokenizer = tokenizer
-        self.stop = list(stop)
+        self.stopped = _stop_checker(tokenizer, stop)
         self.prompt_len = prompt_len
-        # A token decodes to at least one character (special tokens aside, hence the slack).
-        self.window = max(len(s) for s in stop) + 4
 
     def __call__(self, input_ids: torch.Tensor, scores: Any, **kwargs: Any) -> torch.Tensor:
-        start = max(self.prompt_len, input_ids.shape[1] - self.window)
-        tails = self.tokenizer.batch_decode(input_ids[:, start:], skip_special_tokens=True)
-        hit = [any(s in tail for s in self.stop) for tail in tails]
+        rows = input_ids[:, self.prompt_len :].tolist()
+        hit = [self.stopped(row) for row in rows]
         return torch.tensor(hit, dtype=torch.bool, device=input_ids.device)
 
 
