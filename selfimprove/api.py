@@ -24,7 +24,7 @@ from selfimprove.config import Config, StoreConfig
 from selfimprove.eval.evaluate import EvalReport, evaluate
 from selfimprove.eval.report import RoundRecord, read_report
 from selfimprove.files import write_text_atomic
-from selfimprove.memory import open_store
+from selfimprove.memory import open_store, open_workflows
 from selfimprove.models import load_model
 from selfimprove.models.base import ChatModel
 from selfimprove.progress import spinner
@@ -197,8 +197,16 @@ def run_loop(
         debug_turns=loop.debug_turns,
         inject_errors=loop.inject_errors,
         retrieve_k=loop.retrieve_k,
+        self_edit=loop.self_edit,
+        self_review=loop.self_review,
+        critic=loop.critic,
+        critic_samples=loop.critic_samples,
+        workflows=loop.workflows,
+        workflow_min_uses=loop.workflow_min_uses,
         show_progress=show_progress,
     )
+    teacher = load_model(config.teacher) if config.teacher.model else None
+    workflows = open_workflows(store) if loop.workflows else None
 
     def load(path: str) -> ChatModel:
         return load_model(config.student.model_copy(update={"model": path}))
@@ -213,10 +221,14 @@ def run_loop(
                 store=store,
                 grader=grader,
                 load_model=load,
-                collect=make_collector(grader, store, settings),
+                collect=make_collector(
+                    grader, store, settings, teacher=teacher, workflows=workflows
+                ),
                 train=train_round,
                 out_dir=out,
                 show_progress=show_progress,
+                teacher=teacher,
+                workflows=workflows,
                 on_event=on_event or (lambda kind, data: None),
             )
             graph = build_round_graph(deps, checkpointer=SqliteSaver(conn))

@@ -192,6 +192,12 @@ class TrainingConfig(_Section):
         description="DPO's beta: higher keeps the model closer to the reference (its start).",
     )
     max_steps: int = Field(default=40, ge=1)
+    dpo_max_steps: int | None = Field(
+        default=None,
+        ge=1,
+        description="Steps of the DPO stage; None means max_steps. A DPO step costs several "
+        "SFT steps (chosen, rejected and a reference pass).",
+    )
     batch_size: int = Field(default=8, ge=1)
     gradient_accumulation_steps: int = Field(default=1, ge=1, le=4096)
     max_length: int = Field(default=256, ge=16)
@@ -231,8 +237,12 @@ class LoopConfig(_Section):
 
     Each round samples ``samples_per_task`` answers for ``tasks_per_round`` training
     tasks (drawn afresh each round; ``null`` = all of them). The agent switches turn
-    the methods on per run: with all three off a round is plain rejection-sampling
-    self-training (STaR/ReST), the baseline the full loop must beat.
+    the methods on per run (``self_debug``, ``inject_errors``, ``self_edit``,
+    ``critic``, ``workflows``, ``augment``, ``curriculum``, ``curate``,
+    ``retrieve_k``); with all of them off a round is plain rejection-sampling
+    self-training (STaR/ReST), the baseline the full loop must beat. Agents that
+    write (critic, self-edit, workflow induction, augmentation) use the
+    ``teacher`` when one is configured, else the student or a programmatic method.
     """
 
     rounds: int = Field(default=3, ge=0, le=10_000)
@@ -242,6 +252,71 @@ class LoopConfig(_Section):
     debug_turns: int = Field(default=1, ge=0, le=10)
     inject_errors: bool = True
     retrieve_k: int = Field(default=0, ge=0, le=16)
+    self_edit: bool = Field(
+        default=False,
+        description="Also plant errors by asking a model (the teacher, else the student) to edit "
+        "a correct answer in a few tokens; kept only when the edit is small and fails.",
+    )
+    self_review: int = Field(
+        default=0,
+        ge=0,
+        description="Answers per round sent through a feedback-free self-review, to count "
+        "right->wrong and wrong->right self-corrections (0: off).",
+    )
+    critic: bool = Field(
+        default=False,
+        description="Critique a sample of answers (teacher, else the student) and report the "
+        "critic's agreement with the verifier; advice only, never a verdict.",
+    )
+    critic_samples: int = Field(default=32, ge=1, description="Answers critiqued per round.")
+    workflows: bool = Field(
+        default=False,
+        description="Agent Workflow Memory: induce workflows from successes, put the best match "
+        "into half of a task's sampling prompts, retire workflows that do not raise success.",
+    )
+    workflows_offline: bool = Field(
+        default=True,
+        description="With workflows on, also induce workflows from the training tasks' "
+        "reference solutions before round 1.",
+    )
+    workflow_min_uses: int = Field(
+        default=8, ge=1, description="Uses (and control uses) before a workflow can be retired."
+    )
+    augment: bool = Field(
+        default=False,
+        description="Write new tasks near the ones the student failed (teacher-written, else "
+        "programmatic variants of built-in tasks), verified solvable; the next round tries them.",
+    )
+    augment_per_failure: int = Field(default=2, ge=1, le=64)
+    augment_max: int = Field(
+        default=32, ge=1, description="New tasks at most per round (they replace drawn tasks)."
+    )
+    curriculum: bool = Field(
+        default=False,
+        description="Skip training tasks the student always or never solved in earlier rounds.",
+    )
+    curriculum_min_attempts: int = Field(default=4, ge=1)
+    curate: bool = Field(
+        default=False,
+        description="CLEAR-style curation before training: drop low-confidence examples and "
+        "near-duplicate answers within a task.",
+    )
+    curate_min_confidence: float = Field(
+        default=0.25,
+        ge=0.0,
+        le=1.0,
+        description="Drop examples below this confidence (see memory.curate.example_confidence): "
+        "at 0.25 a numeric answer one sample in four got right stays, a two-choice answer "
+        "needs three in four.",
+    )
+    curate_near_duplicate: float | None = Field(
+        default=0.95,
+        ge=-1.0,
+        le=1.0,
+        description="Cosine similarity at which two answers of one task are near-copies "
+        "(null: exact copies only).",
+    )
+    curate_max_per_task: int | None = Field(default=None, ge=1)
     promote_margin: float = Field(default=0.0, ge=0.0, le=1.0)
     max_suite_drop: float | None = Field(
         default=None,

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 Split = Literal["train", "heldout"]
 TaskKind = Literal["answer", "code"]
 FinishReason = Literal["stop", "length", "error"]
-ExampleKind = Literal["attempt", "positive", "negative", "pair", "workflow"]
+ExampleKind = Literal["attempt", "positive", "negative", "pair", "workflow", "critique"]
 MetadataValue = str | int | float | bool
 
 
@@ -85,7 +85,8 @@ class Example(_Frozen):
 
     ``kind`` says what it is: a raw ``attempt``, a verified ``positive``, a
     failing ``negative``, a DPO ``pair`` (``completion`` is the chosen answer,
-    ``rejected`` the other) or an induced ``workflow``. The id is a hash of the
+    ``rejected`` the other), an induced ``workflow`` or a ``critique`` of an
+    attempt (its parent; advice, never training data). The id is a hash of the
     content and lineage, so adding the same example twice stores it once.
     """
 

@@ -12,7 +12,10 @@ runs them and keeps only edits the verifier now rejects:
 Operators: ``change_value`` (final value ±1, ±10, digits swapped, off by 2-5),
 ``wrong_operation`` (one operator of the expression swapped, e.g. a - b for
 a + b), ``delete_term`` and ``swap_terms`` (on the worked expression when the
-completion shows one, else on ``task.metadata["expression"]``), ``other_choice``
+completion shows one, else on ``task.metadata["expression"]``),
+``wrong_substitution`` (a step of the working uses another known quantity, a
+number from the prompt or an earlier result, in place of the one it needs, and
+the later steps follow it), ``other_choice``
 (a comparison answers another of its choices), ``wrong_letter`` (a neighbouring
 letter, a dropped letter or two letters swapped) and ``wrong_case``.
 """
@@ -35,6 +38,9 @@ _NUMBER = re.compile(r"(?<![\w.])-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?![\w])"
 _EXPRESSION = re.compile(r"(?<![\w.])-?\d+(?:\s*[-+*]\s*-?\d+)+(?![\w.])")
 _TOKEN = re.compile(r"-?\d+|[-+*]")
 _SWAPS = {"+": ("-", "*"), "-": ("+",), "*": ("+", "-")}
+_RESULT = re.compile(r"\s*=\s*(-?\d+)(?!\w|\.\d)")  # "= 68" after a worked step
+_OPERAND = re.compile(r"-?\d+")
+_MAX_EDITS = 6  # RISE edits a few tokens; more and the pair differs in more than one error
 
 
 def change_value(task: Task, completion: str, rng: random.Random) -> Injection | None:
@@ -76,6 +82,42 @@ def delete_term(task: Task, completion: str, rng: random.Random) -> Injection | 
 def swap_terms(task: Task, completion: str, rng: random.Random) -> Injection | None:
     """Two neighbouring numbers trade places where that changes the result (b - a for a - b)."""
     return _rework(task, completion, rng, "swap_terms", _swap_numbers)
+
+
+def wrong_substitution(task: Task, completion: str, rng: random.Random) -> Injection | None:
+    """A step uses a wrong known quantity: another number of the prompt, or an earlier result.
+
+    In "45 + 23 = 68, 68 - 17 = 51" the 23 may become the prompt's 17
+    ("45 + 17 = 62, 62 - 17 = 45") or the carried 68 the earlier 45
+    ("45 - 17 = 28"); every later step and the final answer are recomputed, so the
+    working stays consistent around the one wrong value. A bare answer is reworked
+    from ``task.metadata["expression"]``.
+    """
+    answer = _numeric_answer(task, completion)
+    if answer is None:
+        return None
+    steps = _steps(task, completion, answer)
+    if steps is None:
+        return None
+    prompt_numbers = {int(m.group()) for m in _OPERAND.finditer(task.prompt)}
+    candidates = []
+    for i, step in enumerate(steps):
+        known = prompt_numbers | {s.result for s in steps[:i]}
+        for j in range(0, len(step.tokens), 2):
+            for new in sorted(known - {int(step.tokens[j])}):
+                found = _substitute(steps, i, j, new, answer)
+                if found is not None:
+                    candidates.append((i, j, new, *found))
+    if not candidates:
+        return None
+    i, j, new, edits, value = rng.choice(candidates)
+    old = steps[i].tokens[j]
+    return Injection(
+        text=splice(completion, edits),
+        operator="wrong_substitution",
+        description=f"used {new} for {old} in {' '.join(steps[i].tokens)}; "
+        f"answer {answer.value} -> {value}",
+    )
 
 
 def other_choice(task: Task, completion: str, rng: random.Random) -> Injection | None:
@@ -159,6 +201,7 @@ ANSWER_OPERATORS: dict[str, Operator] = {
     "wrong_operation": wrong_operation,
     "delete_term": delete_term,
     "swap_terms": swap_terms,
+    "wrong_substitution": wrong_substitution,
     "other_choice": other_choice,
     "wrong_letter": wrong_letter,
     "wrong_case": wrong_case,
@@ -220,6 +263,89 @@ def _swap_numbers(tokens: list[str], rng: random.Random) -> list[str] | None:
         if _evaluate(changed) != _evaluate(tokens):
             return changed
     return None
+
+
+@dataclass(frozen=True)
+class _Step:
+    """One worked step "a + b = r": its tokens, where each sits (None: not written), its result."""
+
+    tokens: list[str]
+    spans: list[tuple[int, int] | None]
+    result: int
+    result_span: tuple[int, int] | None  # "= r" of a step before the last; None on the last
+
+
+def _steps(task: Task, completion: str, answer: _NumericAnswer) -> list[_Step] | None:
+    """The worked steps that end in the answer; the task's expression when none is shown."""
+    if answer.shown is None:
+        source = str(task.metadata.get("expression", ""))
+        tokens = _TOKEN.findall(source)
+        if not _well_formed(tokens) or _evaluate(tokens) != answer.value:
+            return None
+        return [_Step(tokens, [None] * len(tokens), answer.value, None)]
+    steps = []
+    for m in _EXPRESSION.finditer(completion[: answer.shown.start()]):
+        written = _RESULT.match(completion, m.end())
+        step = _step(m, written)
+        if step is not None and written is not None and step.result == int(written.group(1)):
+            steps.append(step)
+    last = _step(answer.shown, None)
+    return None if last is None else [*steps, last]
+
+
+def _step(match: re.Match[str], written: re.Match[str] | None) -> _Step | None:
+    found = list(_TOKEN.finditer(match.group()))
+    tokens = [t.group() for t in found]
+    value = _evaluate(tokens)
+    if not _well_formed(tokens) or value is None:
+        return None
+    spans: list[tuple[int, int] | None] = [
+        (match.start() + t.start(), match.start() + t.end()) for t in found
+    ]
+    return _Step(tokens, spans, value, written.span(1) if written else None)
+
+
+def _well_formed(tokens: list[str]) -> bool:
+    """Numbers at even places, operators at odd ones ("68 -17" tokenizes as two numbers)."""
+    return len(tokens) % 2 == 1 and all(
+        (t not in _SWAPS) == (k % 2 == 0) for k, t in enumerate(tokens)
+    )
+
+
+def _substitute(
+    steps: list[_Step], at: int, operand: int, new: int, answer: _NumericAnswer
+) -> tuple[list[Edit], int] | None:
+    """The edits that put ``new`` in step ``at`` and carry its effect on; None if no subtle error."""
+    edits: dict[tuple[int, int], str] = {}
+    carried: dict[int, int] = {}  # an earlier step's right result -> its result after the edit
+    value: int | None = None
+    for k, step in enumerate(steps[at:], at):
+        tokens = list(step.tokens)
+        for p in range(0, len(tokens), 2):
+            if k == at and p == operand:
+                tokens[p] = str(new)
+            elif k > at and int(tokens[p]) in carried:
+                tokens[p] = str(carried[int(tokens[p])])
+            if tokens[p] != step.tokens[p]:
+                if int(tokens[p]) < 0 <= int(step.tokens[p]):
+                    return None  # a negative quantity out of nowhere is no subtle slip
+                span = step.spans[p]
+                if span is not None:
+                    edits[span] = tokens[p]
+        value = _evaluate(tokens)
+        if value is None or value < 0 <= step.result or value == 0 != step.result:
+            return None  # "68 - 68 = 0" or a negative count gives the error away
+        if value != step.result:
+            carried[step.result] = value
+            if step.result_span is not None:
+                edits[step.result_span] = str(value)
+    final = value  # the last step's: it computes the answer
+    if final is None or final == answer.value:
+        return None  # the change never reached the answer
+    edits.update({span: str(final) for span in answer.spans})
+    if len(edits) > _MAX_EDITS:
+        return None
+    return [(start, end, text) for (start, end), text in edits.items()], final
 
 
 def _evaluate(tokens: list[str]) -> int | None:

@@ -24,8 +24,9 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
+from selfimprove.agents.prompt_file import PromptFile
 from selfimprove.eval.evaluate import generate_for_tasks
 from selfimprove.models.base import ChatModel
 from selfimprove.tasks.verifiers import Grader
@@ -33,45 +34,25 @@ from selfimprove.types import Task, Verdict
 
 PROMPT_PATH = Path(__file__).parent / "prompts" / "self_debug.txt"
 FEEDBACK_CHARS = 600  # a long traceback would crowd the task out of a small context
-_SECTION = re.compile(r"^\[(system|user|assistant|fix code|fix answer)\]\s*$")
 _GOT = "__selfimprove_got"
 # ", expected 17" / ", expected 'ABC'" in an answer verdict: the answer itself.
 _EXPECTED = re.compile(r",\s*expected\s+(?:'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|[^\s,()]+)")
 
 
-class DebugPrompt(BaseModel):
-    """The self-debug conversation template, parsed from its text file."""
+class DebugPrompt(PromptFile):
+    """The self-debug conversation: ``[fix code]`` / ``[fix answer]`` fill ``{fix}``."""
 
-    model_config = ConfigDict(frozen=True)
+    default_path = PROMPT_PATH
+    default_part = "fix"
 
-    messages: list[tuple[str, str]]  # (role, template)
-    fix: dict[str, str]  # task kind -> the {fix} instruction
-
-    @classmethod
-    def load(cls, path: Path = PROMPT_PATH) -> DebugPrompt:
-        """Parse a prompt file: ``[role]`` / ``[fix kind]`` sections, ``#`` comments."""
-        messages: list[tuple[str, list[str]]] = []
-        for line in path.read_text(encoding="utf-8").splitlines():
-            header = _SECTION.match(line)
-            if header:
-                messages.append((header.group(1), []))
-            elif not line.startswith("#") and messages:
-                messages[-1][1].append(line)
-        fix = {n.removeprefix("fix "): "\n".join(b).strip() for n, b in messages if " " in n}
-        turns = [(n, "\n".join(b).strip()) for n, b in messages if " " not in n]
-        if not turns or turns[-1][0] != "user":
-            raise ValueError(f"prompt file {str(path)!r} must end with a [user] message")
-        return cls(messages=turns, fix=fix)
+    @property
+    def fix(self) -> dict[str, str]:
+        """Task kind -> the ``{fix}`` instruction."""
+        return self.parts
 
     def render(self, task: Task, answer: str, feedback: str) -> list[dict[str, str]]:
         """The chat messages asking to fix ``answer`` to ``task`` given ``feedback``."""
-        values = {
-            "task": task.prompt,
-            "answer": answer,
-            "feedback": feedback,
-            "fix": self.fix.get(task.kind, ""),
-        }
-        return [{"role": role, "content": text.format(**values)} for role, text in self.messages]
+        return super().render(task, answer=answer, feedback=feedback)
 
 
 class DebugTurn(BaseModel):

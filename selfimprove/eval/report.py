@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import get_args
 
@@ -95,7 +95,59 @@ def summary_markdown(rows: Sequence[RoundRecord], *, title: str = "") -> str:
     decisions = [f"- round {r.round}: " + "; ".join(r.reasons) for r in rows if r.reasons]
     if decisions:
         lines += ["", "Gate decisions:", *decisions]
+    agents = [f"- round {r.round}: " + "; ".join(a) for r in rows if (a := agent_summary(r.counts))]
+    if agents:
+        lines += ["", "Agents:", *agents]
     return "\n".join(lines) + "\n"
+
+
+def critic_scores(counts: Mapping[str, int]) -> dict[str, float]:
+    """Precision and recall of the critic's "wrong" calls against the verifier, where defined."""
+    tp, fp, fn = (counts.get(f"critic/{k}", 0) for k in ("tp", "fp", "fn"))
+    scores = {}
+    if tp + fp:
+        scores["critic_precision"] = tp / (tp + fp)
+    if tp + fn:
+        scores["critic_recall"] = tp / (tp + fn)
+    return scores
+
+
+def agent_summary(counts: Mapping[str, int]) -> list[str]:
+    """What each agent did in a round, in a few words each, from the round's counts."""
+    c, parts = counts, []
+    if "self_debug/debugged" in c:
+        parts.append(
+            f"self-debug fixed {c.get('self_debug/wrong_to_right', 0)}/{c['self_debug/debugged']}"
+        )
+    if "review/reviewed" in c:
+        parts.append(
+            f"self-review of {c['review/reviewed']}: right→wrong {c.get('review/right_to_wrong', 0)}, "
+            f"wrong→right {c.get('review/wrong_to_right', 0)}"
+        )
+    if "critic/critiqued" in c:
+        scores = critic_scores(c)
+        shown = ", ".join(f"{k.removeprefix('critic_')} {v:.0%}" for k, v in scores.items())
+        parts.append(
+            f"critic parsed {c.get('critic/parsed', 0)}/{c['critic/critiqued']}"
+            + (f" ({shown})" if shown else "")
+        )
+    yields = sorted(k.split("/")[1] for k in c if k.startswith("inject/") and k.endswith("/tried"))
+    if yields:
+        shown = ", ".join(
+            f"{n} {c.get(f'inject/{n}/failing', 0)}/{c[f'inject/{n}/tried']}" for n in yields
+        )
+        parts.append(f"injection yield {shown}")
+    if "workflows/used" in c:
+        parts.append(
+            f"workflows in {c['workflows/used']} tasks, {c.get('workflows/new', 0)} new, "
+            f"{c.get('workflows/retired', 0)} retired"
+        )
+    if "augment/tasks" in c:
+        parts.append(f"{c['augment/tasks']} new tasks from {c.get('augment/failed', 0)} failures")
+    dropped = {k.removeprefix("curate/"): v for k, v in c.items() if k.startswith("curate/")}
+    if dropped:
+        parts.append("curation " + ", ".join(f"{k} {v}" for k, v in sorted(dropped.items())))
+    return parts
 
 
 def _plot(out: Path, rows: Sequence[RoundRecord]) -> None:

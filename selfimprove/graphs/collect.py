@@ -34,10 +34,20 @@ from langgraph.graph import END, START, StateGraph
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from selfimprove.agents.debug import DebugTrajectory, debug_counts, self_debug
-from selfimprove.agents.inject import OPERATORS, inject_errors_batch, yields
+from selfimprove.agents.inject import OPERATORS, InjectionResult, inject_errors_batch, yields
 from selfimprove.eval.evaluate import generate_for_tasks
+from selfimprove.graphs.collect_agents import (
+    critique_examples,
+    critique_step,
+    induce_step,
+    recall_workflows,
+    review_examples,
+    review_step,
+    self_edit_step,
+)
 from selfimprove.graphs.collect_examples import task_examples
 from selfimprove.memory.base import ExampleStore, unique_by_id
+from selfimprove.memory.workflows import WorkflowMemory
 from selfimprove.models.base import ChatModel, Prompt
 from selfimprove.progress import progress_bar, spinner
 from selfimprove.tasks.verifiers import Grader
@@ -56,6 +66,12 @@ class CollectSettings(BaseModel):
             correct answers (``operators=None``: every operator fitting the task).
         retrieve_k, retrieve_min_score: put up to k similar positives from earlier
             rounds into the prompt as worked examples (0 turns retrieval off).
+        self_edit: also plant errors with the LLM self-edit operator.
+        self_review: answers sent through a feedback-free self-review (0: off).
+        critic, critic_samples: critique this many graded answers and count the
+            critic's agreement with the verifier.
+        workflows, workflow_min_uses: use the workflow memory (``CollectDeps.workflows``):
+            recall into half the samples, induce from successes, retire the unhelpful.
         round, agent, model: lineage of the stored examples (``model=""``: the
             model's own name).
         show_progress: draw a progress bar while generating.
@@ -73,6 +89,12 @@ class CollectSettings(BaseModel):
     operators: list[str] | None = None
     retrieve_k: int = Field(default=0, ge=0)
     retrieve_min_score: float = Field(default=0.0, ge=-1.0, le=1.0)
+    self_edit: bool = False
+    self_review: int = Field(default=0, ge=0)
+    critic: bool = False
+    critic_samples: int = Field(default=32, ge=1)
+    workflows: bool = False
+    workflow_min_uses: int = Field(default=8, ge=1)
     round: int = Field(default=0, ge=0)
     agent: str = "student"
     model: str = ""
@@ -95,6 +117,8 @@ class CollectDeps:
     grader: Grader
     store: ExampleStore
     settings: CollectSettings
+    teacher: ChatModel | None = None  # writes critiques and self-edits; None: the student does
+    workflows: WorkflowMemory | None = None
 
 
 def merge(old: dict[str, Any] | None, new: dict[str, Any] | None) -> dict[str, Any]:
@@ -116,6 +140,10 @@ class CollectState(TypedDict, total=False):
     retrieved: Annotated[dict[str, list[str]], merge]  # task id -> ids of those examples
     samples: Annotated[dict[str, list[dict[str, Any]]], merge]  # text, tokens, passed, reason
     debug: Annotated[dict[str, dict[str, Any]], merge]  # task id -> DebugTrajectory dump
+    critiques: list[dict[str, Any]]  # Critique dump + passed, critic_model
+    reviews: list[dict[str, Any]]  # Review dump
+    workflow_prompts: Annotated[dict[str, Any], merge]  # task id -> prompt with its workflow
+    workflows: Annotated[dict[str, str], merge]  # task id -> id of the workflow recalled
     injections: Annotated[dict[str, list[dict[str, Any]]], merge]  # Injection dump + source
     counts: Annotated[dict[str, int], merge]
 
@@ -138,17 +166,22 @@ def build_collect_graph(deps: CollectDeps, *, checkpointer: Any = None):
     graph.add_node("retrieve", nodes.retrieve)
     graph.add_node("generate", nodes.generate)
     graph.add_node("verify", nodes.verify)
-    graph.add_node("self_debug", nodes.self_debug)
-    graph.add_node("inject", nodes.inject)
-    graph.add_node("store", nodes.store)
+    for step in AFTER_VERIFY:
+        graph.add_node(step, getattr(nodes, step))
     graph.add_conditional_edges(START, nodes.start)
     graph.add_edge("retrieve", "generate")
     graph.add_edge("generate", "verify")
-    graph.add_conditional_edges("verify", nodes.after_verify)
-    graph.add_conditional_edges("self_debug", nodes.after_debug)
-    graph.add_edge("inject", "store")
-    graph.add_edge("store", END)
+    for step in ("verify", *AFTER_VERIFY):
+        graph.add_conditional_edges(step, nodes.router(step), [*_later(step), END])
     return graph.compile(checkpointer=checkpointer)
+
+
+AFTER_VERIFY = ("critique", "self_review", "self_debug", "inject", "store", "induce")
+"""The steps after ``verify``, in order; each runs only when switched on and given work."""
+
+
+def _later(step: str) -> tuple[str, ...]:
+    return AFTER_VERIFY[AFTER_VERIFY.index(step) + 1 :] if step in AFTER_VERIFY else AFTER_VERIFY
 
 
 class _Nodes:
@@ -159,6 +192,11 @@ class _Nodes:
         self.s = deps.settings
 
     def retrieve(self, state: CollectState) -> CollectState:
+        update: CollectState = {}
+        if self.s.workflows and self.deps.workflows is not None:
+            update = recall_workflows(self.deps, _tasks(state))
+        if self.s.retrieve_k == 0:
+            return update
         prompts, retrieved = {}, {}
         for task in _tasks(state):
             where = _worked_where(task, self.s.round)
@@ -167,21 +205,39 @@ class _Nodes:
             prompts[task.id] = worked_prompt(task, shots)
             retrieved[task.id] = [e.id for e in shots]
         used = sum(len(ids) for ids in retrieved.values())
-        return {"prompts": prompts, "retrieved": retrieved, "counts": {"retrieved": used}}
+        counts = {**update.get("counts", {}), "retrieved": used}
+        return update | {"prompts": prompts, "retrieved": retrieved, "counts": counts}
 
     def generate(self, state: CollectState) -> CollectState:
+        """k samples per task; a task with a recalled workflow gets it in half of them."""
         tasks, prompts = _tasks(state), state.get("prompts", {})
-        with progress_bar("generating", len(tasks), enabled=self.s.show_progress) as advance:
-            rows = generate_for_tasks(
-                self.deps.model,
-                tasks,
-                [prompts.get(t.id, t.prompt) for t in tasks],
-                n=self.s.samples_per_task,
-                temperature=self.s.temperature,
-                seed=self.s.seed,
-                progress=advance,
-            )
-        samples = {t.id: [c.model_dump() for c in row] for t, row in zip(tasks, rows, strict=True)}
+        recalled, with_workflow = state.get("workflows", {}), state.get("workflow_prompts", {})
+        k = self.s.samples_per_task
+        k_with = (k + 1) // 2  # the rest are the control arm (none when k == 1)
+        plain = [t for t in tasks if t.id not in recalled]
+        armed = [t for t in tasks if t.id in recalled]
+        jobs = [
+            (plain, [prompts.get(t.id, t.prompt) for t in plain], k, None),
+            (armed, [prompts.get(t.id, t.prompt) for t in armed], k - k_with, "control"),
+            (armed, [with_workflow[t.id] for t in armed], k_with, "with"),
+        ]
+        jobs = [job for job in jobs if job[0] and job[2] > 0]
+        samples: dict[str, list[dict[str, Any]]] = {t.id: [] for t in tasks}
+        total = sum(len(job[0]) for job in jobs)
+        with progress_bar("generating", total, enabled=self.s.show_progress) as advance:
+            for batch, batch_prompts, n, arm in jobs:
+                rows = generate_for_tasks(
+                    self.deps.model,
+                    batch,
+                    batch_prompts,
+                    n=n,
+                    temperature=self.s.temperature,
+                    seed=self.s.seed,
+                    progress=advance,
+                )
+                for task, row in zip(batch, rows, strict=True):
+                    extra = {"workflow": recalled[task.id], "arm": arm} if arm else {}
+                    samples[task.id] += [c.model_dump() | extra for c in row]
         return {"samples": samples, "counts": {"samples": sum(map(len, samples.values()))}}
 
     def verify(self, state: CollectState) -> CollectState:
@@ -217,31 +273,53 @@ class _Nodes:
         counts = {f"self_debug/{k}": v for k, v in debug_counts(trajectories).items()}
         return {"debug": {t.task_id: t.model_dump() for t in trajectories}, "counts": counts}
 
+    def critique(self, state: CollectState) -> CollectState:
+        label = f"critiquing {self.s.critic_samples} answers"
+        with spinner(label, enabled=self.s.show_progress):
+            return critique_step(self.deps, _tasks(state), state["samples"])
+
+    def self_review(self, state: CollectState) -> CollectState:
+        label = f"self-reviewing {self.s.self_review} answers"
+        with spinner(label, enabled=self.s.show_progress):
+            return review_step(self.deps, _tasks(state), state["samples"])
+
     def inject(self, state: CollectState) -> CollectState:
         sources = [(task, text) for task in _tasks(state) for text in _correct(state, task)]
+        results: list[tuple[tuple[Task, str], InjectionResult]] = []
         label = f"injecting errors into {len(sources)} correct answers"
         with spinner(label, enabled=self.s.show_progress):
-            results = inject_errors_batch(
-                [t for t, _ in sources],
-                [text for _, text in sources],
-                self.deps.grader,
-                operators=self.s.operators,
-                per_answer=self.s.injections_per_answer,
-                seed=self.s.seed,
-            )
+            if self.s.inject_errors and self.s.injections_per_answer > 0:
+                programmatic = inject_errors_batch(
+                    [t for t, _ in sources],
+                    [text for _, text in sources],
+                    self.deps.grader,
+                    operators=self.s.operators,
+                    per_answer=self.s.injections_per_answer,
+                    seed=self.s.seed,
+                )
+                results += zip(sources, programmatic, strict=True)
+            if self.s.self_edit:
+                results += zip(sources, self_edit_step(self.deps, sources), strict=True)
         found: dict[str, list[dict[str, Any]]] = {}
-        for (task, text), result in zip(sources, results, strict=True):
+        for (task, text), result in results:
             found.setdefault(task.id, []).extend(
                 {**i.model_dump(), "source": text} for i in result.injections
             )
-        counts = {"inject/kept": sum(len(r.injections) for r in results)}
-        for name, (tried, failing) in yields(results).items():
+        counts = {"inject/kept": sum(len(r.injections) for _, r in results)}
+        for name, (tried, failing) in yields([r for _, r in results]).items():
             counts |= {f"inject/{name}/tried": tried, f"inject/{name}/failing": failing}
         return {"injections": found, "counts": counts}
 
     def store(self, state: CollectState) -> CollectState:
         model = self.s.model or self.deps.model.name
         examples = [e for t in _tasks(state) for e in _examples(t, state, self.s, model)]
+        critiques, reviews = (
+            _by_task(state.get("critiques", [])),
+            _by_task(state.get("reviews", [])),
+        )
+        for task in _tasks(state):
+            examples += critique_examples(task, critiques.get(task.id, []), self.s)
+            examples += review_examples(task, reviews.get(task.id, []), self.s, model)
         unique = unique_by_id(examples).values()
         counts = Counter(e.kind for e in unique)
         counts.update(f"pair/{_pair_type(e)}" for e in unique if e.kind == "pair")
@@ -251,17 +329,38 @@ class _Nodes:
             counts["new"] = self.deps.store.add(unique)
         return {"counts": dict(counts)}
 
+    def induce(self, state: CollectState) -> CollectState:
+        pairs = [(t, texts[0]) for t in _tasks(state) if (texts := _correct(state, t))]
+        with spinner("inducing workflows", enabled=self.s.show_progress):
+            return induce_step(self.deps, pairs, state)
+
     def start(self, state: CollectState) -> Literal["retrieve", "generate"]:
-        return "retrieve" if self.s.retrieve_k > 0 else "generate"
+        recall = self.s.workflows and self.deps.workflows is not None
+        return "retrieve" if self.s.retrieve_k > 0 or recall else "generate"
 
-    def after_verify(self, state: CollectState) -> Literal["self_debug", "inject", "store"]:
-        if self.s.self_debug and self.s.debug_turns > 0 and _unsolved(state):
-            return "self_debug"
-        return self.after_debug(state)
+    def router(self, step: str) -> Callable[[CollectState], str]:
+        """The pure router after ``step``: the next step in ``AFTER_VERIFY`` that has work."""
 
-    def after_debug(self, state: CollectState) -> Literal["inject", "store"]:
-        wanted = self.s.inject_errors and self.s.injections_per_answer > 0
-        return "inject" if wanted and any(_correct(state, t) for t in _tasks(state)) else "store"
+        def route(state: CollectState) -> str:
+            return next((s for s in _later(step) if self.wanted(s, state)), END)
+
+        route.__name__ = f"after_{step}"
+        return route
+
+    def wanted(self, step: str, state: CollectState) -> bool:
+        s, graded = self.s, any(state.get("samples", {}).values())
+        if step == "critique":
+            return s.critic and graded
+        if step == "self_review":
+            return s.self_review > 0 and graded
+        if step == "self_debug":
+            return s.self_debug and s.debug_turns > 0 and bool(_unsolved(state))
+        if step == "inject":
+            wanted = (s.inject_errors and s.injections_per_answer > 0) or s.self_edit
+            return wanted and any(_correct(state, t) for t in _tasks(state))
+        if step == "induce":
+            return s.workflows and self.deps.workflows is not None
+        return True  # store
 
 
 def collect(deps: CollectDeps, tasks: Sequence[Task], *, config: Any = None) -> dict[str, int]:
@@ -270,15 +369,20 @@ def collect(deps: CollectDeps, tasks: Sequence[Task], *, config: Any = None) -> 
 
 
 def make_collector(
-    grader: Grader, store: ExampleStore, settings: CollectSettings
+    grader: Grader,
+    store: ExampleStore,
+    settings: CollectSettings,
+    *,
+    teacher: ChatModel | None = None,
+    workflows: WorkflowMemory | None = None,
 ) -> Callable[[ChatModel, list[Task], int], dict[str, int]]:
     """A ``collect(model, tasks, round) -> counts`` step for the round graph."""
 
     def run(model: ChatModel, tasks: list[Task], round: int) -> dict[str, int]:
         # A new seed per round: a rejected round's incumbent must not resample the same answers.
         update = {"round": round, "seed": settings.seed + round}
-        deps = CollectDeps(model, grader, store, settings.model_copy(update=update))
-        return collect(deps, tasks)
+        chosen = settings.model_copy(update=update)
+        return collect(CollectDeps(model, grader, store, chosen, teacher, workflows), tasks)
 
     return run
 
@@ -310,6 +414,13 @@ def _examples(task: Task, state: CollectState, s: CollectSettings, model: str) -
         injections=state.get("injections", {}).get(task.id, []),
         retrieved=state.get("retrieved", {}).get(task.id, []),
     )
+
+
+def _by_task(rows: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    grouped: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        grouped.setdefault(row["task_id"], []).append(row)
+    return grouped
 
 
 def _pair_type(example: Example) -> str:

@@ -3,13 +3,17 @@
 Pure functions over plain data (the collect graph's state), so they are easy to
 test and a re-run builds identical examples (content-hash ids):
 
-- every sampled answer is an ``attempt``; each distinct correct answer a
+- every sampled answer is an ``attempt`` (identical answers are one attempt whose
+  ``metadata["count"]`` says how many samples gave it; ``workflow`` and
+  ``workflow_arm`` say whether a recalled workflow was in its prompt); each distinct correct answer a
   ``positive`` and each distinct wrong one a ``negative`` (parent: its attempt);
 - each distinct wrong answer pairs with a correct one: ``pair`` with
   ``error_type="sampled"`` (parent: the positive);
 - each self-debug turn is an ``attempt`` with ``agent="self_debug"`` (parent: the
-  negative it fixes); a fix is a ``positive`` and a (fixed, failed) ``pair`` with
-  ``error_type="self_debug"``;
+  negative it fixes); a fix is a ``positive``, a second ``positive`` with the
+  debugging conversation (task, failed answer, feedback) in ``metadata["messages"]``
+  (parent: the first; LeTI's feedback-conditioned SFT), and a (fixed, failed)
+  ``pair`` with ``error_type="self_debug"``;
 - each verified injected error is a (correct, edited) ``pair`` with
   ``agent="inject"`` and ``error_type`` = the operator (parent: the positive).
 
@@ -19,6 +23,8 @@ when the answer was generated with worked examples in the prompt.
 
 from __future__ import annotations
 
+import json
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -54,14 +60,19 @@ def task_examples(
     positives: dict[str, Example] = {}
     negatives: dict[str, Example] = {}
     extra = {"retrieved": ",".join(retrieved)} if retrieved else {}
+    copies = Counter(sample["text"] for sample in samples)
     for sample in samples:
+        # identical answers share one attempt id: "count" says how many samples gave it
+        sampled = {"finish_reason": sample["finish_reason"], "count": copies[sample["text"]]}
+        if sample.get("workflow"):
+            sampled |= {"workflow": sample["workflow"], "workflow_arm": sample["arm"]}
         attempt = base.model_copy(
             update={
                 "completion": sample["text"],
                 "agent": agent,
                 "passed": sample["passed"],
                 "reason": sample["reason"],
-                "metadata": meta | extra | {"finish_reason": sample["finish_reason"]},
+                "metadata": meta | extra | sampled,
             }
         )
         out.append(attempt)
@@ -117,6 +128,12 @@ def debug_examples(
             positives.setdefault(turn.completion, fixed)
             reason = trajectory.verdict.reason
             out += [fixed, pair(fixed, trajectory.failed, "self_debug", "self_debug", reason)]
+            # LeTI: the fix again, with the failed answer and the feedback in context
+            messages = json.dumps(turn.messages, ensure_ascii=False)
+            in_context = fixed.model_copy(
+                update={"parent_id": fixed.id, "metadata": fixed.metadata | {"messages": messages}}
+            )
+            out.append(in_context)
     return out
 
 

@@ -1,4 +1,4 @@
-"""The round graph: evaluate → collect → curate → train → evaluate → gate, repeated.
+"""The round graph: evaluate → collect → (augment) → train → evaluate → gate, repeated.
 
     graph = build_round_graph(deps, checkpointer=SqliteSaver(conn))
     graph.invoke(initial_state(deps), {"configurable": {"thread_id": "run"}})
@@ -17,7 +17,6 @@ otherwise the incumbent stays and the next round starts from it again.
 from __future__ import annotations
 
 import operator
-import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,16 +28,23 @@ from langgraph.graph import END, START, StateGraph
 from selfimprove.config import Config
 from selfimprove.eval.evaluate import EvalReport, evaluate
 from selfimprove.eval.gate import decide
-from selfimprove.eval.report import RoundRecord, eval_metrics, write_report
+from selfimprove.eval.report import RoundRecord, critic_scores, eval_metrics, write_report
 from selfimprove.files import write_text_atomic
+from selfimprove.graphs.round_agents import (
+    augment,
+    choose_tasks,
+    curate_round,
+    offline_workflows,
+)
 from selfimprove.memory.base import ExampleStore
 from selfimprove.memory.decontaminate import check_decontaminated
 from selfimprove.memory.dedup import drop_duplicates
 from selfimprove.memory.export import dpo_dataset, sft_dataset
+from selfimprove.memory.workflows import WorkflowMemory
 from selfimprove.models.base import ChatModel
 from selfimprove.tasks import Grader, TaskSet
 from selfimprove.trainers.manifest import MANIFEST_NAME, load_manifest
-from selfimprove.types import Example, Task
+from selfimprove.types import Example
 
 Collector = Callable[[ChatModel, list, int], dict[str, int]]
 """``collect(model, train_tasks, round) -> counts``: runs the collect graph for one round."""
@@ -71,6 +77,8 @@ class RoundDeps:
     train: Callable[..., Any]  # trainers.train_round
     out_dir: Path
     show_progress: bool = True
+    teacher: ChatModel | None = None  # writes new tasks and workflows; None: self mode
+    workflows: WorkflowMemory | None = None
     on_event: Callable[[str, dict[str, Any]], None] = field(default=lambda kind, data: None)
 
 
@@ -86,10 +94,14 @@ def build_round_graph(deps: RoundDeps, *, checkpointer: Any = None):
         start = time.perf_counter()
         path, guard = _evaluate_all(deps, state["incumbent"], deps.out_dir / "round-0")
         report = EvalReport.model_validate_json(path.read_text())
+        counts = {}
+        if deps.config.loop.workflows and deps.config.loop.workflows_offline:
+            counts["workflows/offline"] = offline_workflows(deps)
         record = RoundRecord(
             round=0,
             promoted=True,
             metrics=eval_metrics(report) | _guard_metric(_read(guard)),
+            counts=counts,
             model_path=state["incumbent"],
             reasons=["baseline"],
             timings={"evaluate": round(time.perf_counter() - start, 2)},
@@ -104,25 +116,35 @@ def build_round_graph(deps: RoundDeps, *, checkpointer: Any = None):
 
     def collect(state: RoundState) -> RoundState:
         model = deps.load_model(state["incumbent"])
-        tasks = round_tasks(deps.task_set.train, deps.config, state["round"])
-        counts = deps.collect(model, tasks, state["round"])
+        tasks, chosen = choose_tasks(deps, state["round"])
+        counts = chosen | deps.collect(model, tasks, state["round"])
         deps.on_event("collected", {"round": state["round"], **counts})
         return {"counts": counts}
+
+    def augment_failures(state: RoundState) -> RoundState:
+        tasks, _ = choose_tasks(deps, state["round"])
+        counts = augment(deps, state["round"], tasks)
+        return {"counts": {**state.get("counts", {}), **counts}}
 
     def train(state: RoundState) -> RoundState:
         r = state["round"]
         positives, pairs = _training_examples(deps.store, r)
         check_decontaminated(positives + pairs, deps.task_set.heldout + deps.task_set.guard)
+        update: RoundState = {}
+        if deps.config.loop.curate:
+            positives, pairs, curated = curate_round(deps, r, positives, pairs)
+            update["counts"] = {**state.get("counts", {}), **curated}
         needs = {"sft": bool(positives), "dpo": bool(pairs), "sft_dpo": bool(positives or pairs)}
         if not needs[deps.config.training.method]:
-            return {"candidate": None, "train_loss": []}
+            return update | {"candidate": None, "train_loss": []}
         out_dir = deps.out_dir / f"round-{r}" / "model"
         if (out_dir / MANIFEST_NAME).exists():  # trained before a crash: never train twice
-            return {"candidate": str(out_dir), "train_loss": _losses(load_manifest(out_dir))}
+            loss = _losses(load_manifest(out_dir))
+            return update | {"candidate": str(out_dir), "train_loss": loss}
         sft = sft_dataset(positives) if positives else None
         dpo = dpo_dataset(pairs) if pairs else None
         result = deps.train(state["incumbent"], sft, dpo, deps.config.training, out_dir)
-        return {"candidate": str(result.model_path), "train_loss": _losses(result)}
+        return update | {"candidate": str(result.model_path), "train_loss": _losses(result)}
 
     def evaluate_candidate(state: RoundState) -> RoundState:
         folder = deps.out_dir / f"round-{state['round']}"
@@ -160,7 +182,7 @@ def build_round_graph(deps: RoundDeps, *, checkpointer: Any = None):
         record = RoundRecord(
             round=state["round"],
             promoted=promote,
-            metrics=metrics,
+            metrics=metrics | critic_scores(state.get("counts", {})),
             counts=state.get("counts", {}),
             train_loss=state.get("train_loss", []),
             reasons=reasons,
@@ -204,20 +226,17 @@ def build_round_graph(deps: RoundDeps, *, checkpointer: Any = None):
     graph.add_node("report", report)
     graph.add_edge(START, "baseline")
     graph.add_edge("baseline", "report")
-    graph.add_edge("collect", "train")
+    if deps.config.loop.augment:
+        graph.add_node("augment", _timed("augment", augment_failures))
+        graph.add_edge("collect", "augment")
+        graph.add_edge("augment", "train")
+    else:
+        graph.add_edge("collect", "train")
     graph.add_conditional_edges("train", after_train)
     graph.add_edge("evaluate", "gate")
     graph.add_edge("gate", "report")
     graph.add_conditional_edges("report", next_step)
     return graph.compile(checkpointer=checkpointer)
-
-
-def round_tasks(train: list[Task], config: Config, round: int) -> list[Task]:
-    """The training tasks of one round: ``loop.tasks_per_round`` of them, drawn afresh per round."""
-    k = config.loop.tasks_per_round
-    if k is None or k >= len(train):
-        return list(train)
-    return random.Random(f"{config.tasks.seed}:{round}").sample(train, k)
 
 
 def _timed(stage: str, node: Callable[[RoundState], RoundState]) -> Callable:

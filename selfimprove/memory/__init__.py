@@ -12,6 +12,8 @@ TRL datasets and ``dedup`` curates them.
 
 from __future__ import annotations
 
+import uuid
+
 from selfimprove.config import StoreConfig
 from selfimprove.memory.base import ExampleStore, ScoredExample, Where, matches, validate_where
 from selfimprove.memory.chroma import ChromaStore
@@ -24,6 +26,7 @@ from selfimprove.memory.dedup import (
 from selfimprove.memory.embeddings import HashEmbeddings, MiniLMEmbeddings, make_embeddings
 from selfimprove.memory.export import dpo_dataset, sft_dataset
 from selfimprove.memory.inmemory import InMemoryStore
+from selfimprove.memory.workflows import WorkflowMemory
 
 __all__ = [
     "ChromaStore",
@@ -33,6 +36,7 @@ __all__ = [
     "MiniLMEmbeddings",
     "ScoredExample",
     "Where",
+    "WorkflowMemory",
     "cluster_near_duplicates",
     "dpo_dataset",
     "drop_duplicates",
@@ -40,6 +44,7 @@ __all__ = [
     "make_embeddings",
     "matches",
     "open_store",
+    "open_workflows",
     "sft_dataset",
     "text_key",
     "validate_where",
@@ -65,3 +70,18 @@ def open_store(config: StoreConfig) -> ExampleStore:
     raise ValueError(
         f"unknown store backend {config.backend!r}; use 'chroma', 'chroma-http' or 'memory'"
     )
+
+
+def open_workflows(store: ExampleStore, collection: str = "workflows") -> WorkflowMemory:
+    """The workflow memory beside ``store``: a separate collection in the same Chroma database.
+
+    A Chroma store shares its client (on disk or a server) and embedding function;
+    an in-memory store gets a private in-process Chroma collection, so two runs in
+    one process never see each other's workflows.
+    """
+    if isinstance(store, ChromaStore):
+        return WorkflowMemory(store.client, collection, store.embeddings)
+    import chromadb
+
+    private = f"{collection}-{uuid.uuid4().hex[:12]}"
+    return WorkflowMemory(chromadb.EphemeralClient(), private, getattr(store, "embeddings", None))

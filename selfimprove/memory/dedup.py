@@ -32,8 +32,13 @@ def normalize_text(text: str) -> str:
 
 
 def text_key(example: Example) -> str:
-    """A hash of the normalised prompt, completion and rejected text (lineage ignored)."""
+    """A hash of the normalised prompt, completion and rejected text (lineage ignored).
+
+    An example trained on a conversation (``metadata["messages"]``) differs by it.
+    """
     parts = [example.prompt, example.completion, example.rejected or ""]
+    if example.metadata.get("messages"):
+        parts.append(str(example.metadata["messages"]))
     blob = "\x1f".join(normalize_text(p) for p in parts)
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:32]
 

@@ -2,7 +2,10 @@
 
 - ``sft_dataset(examples)``: columns ``prompt``/``completion`` (TRL's
   prompt-completion format; loss on the completion), or with
-  ``conversational=True`` one ``messages`` column of user/assistant turns.
+  ``conversational=True`` one ``messages`` column of user/assistant turns. An
+  example whose ``metadata["messages"]`` holds a JSON chat (a self-debug fix with
+  its feedback in context) is trained on those turns, so a set holding one is
+  exported as ``messages``.
 - ``dpo_dataset(examples)``: columns ``prompt``/``chosen``/``rejected`` from
   ``kind="pair"`` examples (``completion`` is the chosen answer), optionally as
   conversational turns.
@@ -16,6 +19,7 @@ Every example is checked first; one that cannot serve the format raises a
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from typing import Any
 
@@ -71,6 +75,13 @@ def _user(text: str) -> list[dict[str, str]]:
     return [{"role": "user", "content": text}]
 
 
+def _conversation(example: Example) -> list[dict[str, str]]:
+    """The example's turns: ``metadata["messages"]`` (a JSON chat) when set, else its prompt."""
+    raw = example.metadata.get("messages")
+    turns = json.loads(raw) if isinstance(raw, str) and raw else _user(example.prompt)
+    return turns + _assistant(example.completion)
+
+
 def _assistant(text: str) -> list[dict[str, str]]:
     return [{"role": "assistant", "content": text}]
 
@@ -108,10 +119,8 @@ def sft_dataset(
             the message names its id.
     """
     rows = _checked(examples, _sft_problem, "SFT")
-    if conversational:
-        data: dict[str, list[Any]] = {
-            "messages": [_user(e.prompt) + _assistant(e.completion) for e in rows]
-        }
+    if conversational or any(e.metadata.get("messages") for e in rows):
+        data: dict[str, list[Any]] = {"messages": [_conversation(e) for e in rows]}
         columns = {"messages": True}
     else:
         data = {"prompt": [e.prompt for e in rows], "completion": [e.completion for e in rows]}

@@ -253,7 +253,18 @@ def make(level: int, rng: random.Random) -> Task:
     choices = [t for t in TEMPLATES if t.level == level]
     if not choices:
         raise ValueError(f"code has levels 1-5, got {level!r}")
-    template = rng.choice(choices)
+    return _build(rng.choice(choices), rng)
+
+
+def make_template(name: str, rng: random.Random) -> Task:
+    """One code task of the template called ``name``, with new constants and inputs."""
+    for template in TEMPLATES:
+        if template.name == name:
+            return _build(template, rng)
+    raise ValueError(f"no code template {name!r}; known: {[t.name for t in TEMPLATES]}")
+
+
+def _build(template: _Template, rng: random.Random) -> Task:
     constants = template.constants(rng)
     reference = template.reference.format(**constants)
     namespace: dict[str, Any] = {}
@@ -278,7 +289,7 @@ def make(level: int, rng: random.Random) -> Task:
         tests=tests,
         entry_point=template.name,
         reference=reference,
-        difficulty=level,
+        difficulty=template.level,
         metadata={
             "template": template.name,
             "split_key": f"{template.name}:{sorted(constants.items())}",

@@ -7,9 +7,9 @@
 The reference model is the starting model itself: with LoRA, TRL computes the
 reference log-probabilities with the adapter switched off (no second copy in
 memory); with full fine-tuning (``lora: false``) it keeps a frozen copy. ``beta``
-is ``TrainingConfig.dpo_beta`` and the rate ``dpo_learning_rate`` (or
-``learning_rate``). The result is saved like SFT's: merged, atomically, with a
-manifest.
+is ``TrainingConfig.dpo_beta``, the steps ``dpo_max_steps`` (or ``max_steps``) and
+the rate ``dpo_learning_rate`` (or ``learning_rate``). The result is saved like
+SFT's: merged, atomically, with a manifest.
 """
 
 from __future__ import annotations
@@ -70,6 +70,7 @@ def train_dpo(
     base = model_folder(base)
     require_rows(dataset, "dpo")
     learning_rate = config.dpo_learning_rate or config.learning_rate
+    config = config.model_copy(update={"max_steps": config.dpo_max_steps or config.max_steps})
     with (
         quiet_libraries(),
         StagedOutput(out_dir, overwrite=overwrite) as staged,  # refuses a used out_dir now

@@ -207,3 +207,43 @@ def test_a_restated_answer_is_changed_everywhere_after_the_work():
         work, final = edited.split("\n")
         new = final.removeprefix("The answer is ").removesuffix(".")
         assert new != answer and work.endswith(f"= {new}")
+
+
+def test_wrong_substitution_uses_another_known_quantity_and_reworks_the_rest(grader):
+    task = Task(
+        id="s", prompt="What is 45 + 23 - 17? Answer with just the number.", answer="51",
+        metadata={"match": "number", "expression": "45 + 23 - 17"},
+    )  # fmt: skip
+    text = "45 + 23 = 68, 68 - 17 = 51. The answer is 51."
+    edits = _all_edits("wrong_substitution", task, text, tries=60)
+    assert edits == {
+        "45 + 17 = 62, 62 - 17 = 45. The answer is 45.",  # the prompt's 17 for 23
+        "17 + 23 = 40, 40 - 17 = 23. The answer is 23.",
+        "23 + 23 = 46, 46 - 17 = 29. The answer is 29.",
+        "45 + 45 = 90, 90 - 17 = 73. The answer is 73.",
+        "45 + 23 = 68, 45 - 17 = 28. The answer is 28.",  # carried 45, not the sum 68
+        "45 + 23 = 68, 23 - 17 = 6. The answer is 6.",
+        "45 + 23 = 68, 68 - 23 = 45. The answer is 45.",
+        "45 + 23 = 68, 68 - 45 = 23. The answer is 23.",
+    }  # not "68 - 68 = 0": a zero out of nowhere gives the error away
+    for edited in edits:
+        assert _changed_tokens(text, edited) <= 5
+        for a, op, b, result in re.findall(r"(\d+) ([-+]) (\d+) = (\d+)", edited):
+            assert int(a) + (1 if op == "+" else -1) * int(b) == int(result)  # still consistent
+    assert not any(v.passed for v in grader.grade([task] * len(edits), sorted(edits)))
+    # a bare answer is reworked from the task's expression
+    assert _all_edits("wrong_substitution", task, "51", tries=60) == {"23", "29", "45", "73"}
+
+
+def test_wrong_substitution_needs_a_second_quantity_and_numeric_working():
+    same = Task(id="t", prompt="What is 4 + 4?", answer="8", metadata={"expression": "4 + 4"})
+    assert _all_edits("wrong_substitution", same, "4 + 4 = 8") == set()  # nothing else to use
+    word = builtin_tasks("strings", split="train", n=1)[0]
+    assert _all_edits("wrong_substitution", word, word.answer) == set()
+    task = Task(id="u", prompt="What is 30 + 12?", answer="42", metadata={"expression": "30 + 12"})
+    assert _all_edits("wrong_substitution", task, "I think 40 + 2 = 42") == {
+        "I think 12 + 2 = 14",
+        "I think 30 + 2 = 32",
+        "I think 40 + 12 = 52",
+        "I think 40 + 30 = 70",
+    }  # the model's own working: the prompt's numbers stand in for its numbers

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections import Counter
 
@@ -74,19 +75,26 @@ def test_collect_stores_exactly_what_the_round_produced(store, grader):
 
     assert {k: counts[k] for k in ("attempt", "positive", "negative", "pair", "new")} == {
         "attempt": 10,  # 7 distinct samples + 3 self-debug turns
-        "positive": 6,  # A1 x2, A2, C1, and the fixes of A3 and C2
+        "positive": 8,  # A1 x2, A2, C1, the fixes of A3 and C2, and both with their feedback
         "negative": 3,  # 76, 99, the broken C2 answer
         "pair": 9,
-        "new": 28,
+        "new": 30,
     }
     assert counts["pair/sampled"] == 1 and counts["pair/self_debug"] == 2
     assert counts["pair/injected"] == 6 == counts["inject/kept"]  # one per correct answer
-    assert counts["positive/self_debug"] == 2
+    assert counts["positive/self_debug"] == 4
+    in_context = [e for e in store.find({"kind": "positive"}) if "messages" in e.metadata]
+    assert len(in_context) == 2  # LeTI: the fix trained with the failed answer and feedback
+    for fix in in_context:
+        turns = json.loads(fix.metadata["messages"])
+        assert [t["role"] for t in turns] == ["user", "assistant", "user"]
+        assert "The checker says" in turns[-1]["content"]
+        assert store.get([fix.parent_id])[0].completion == fix.completion
     assert counts["samples"] == 10 and counts["samples_passed"] == 5 and counts["tasks_solved"] == 3
     assert counts["self_debug/wrong_to_right"] == 2 and counts["self_debug/fixed_on_turn_2"] == 1
     tried = {k for k in counts if k.startswith("inject/") and k.endswith("/tried")}
     assert tried and all(counts[k] >= counts[k.replace("tried", "failing")] for k in tried)
-    assert store.count() == 28
+    assert store.count() == 30
     # batched: one generate call per settings group (answers, code), n=k; then debug turns
     calls = deps.model.calls
     assert [(len(c.prompts), c.n) for c in calls] == [(3, 2), (2, 2), (1, 1), (1, 1), (1, 1)]
@@ -106,9 +114,10 @@ def test_lineage_of_stored_examples(store, grader):
             task.difficulty,
         )
     for e in store.find({"kind": {"$in": ["positive", "negative"]}}):
-        assert (
-            by_id[e.parent_id].kind == "attempt" and by_id[e.parent_id].completion == e.completion
-        )
+        parent = by_id[e.parent_id]
+        if "messages" in e.metadata:  # the fix with its feedback: child of the plain fix
+            parent = by_id[parent.parent_id]
+        assert parent.kind == "attempt" and parent.completion == e.completion
         assert e.passed is (e.kind == "positive")
     for e in store.find({"kind": "pair"}):
         parent = by_id[e.parent_id]
@@ -120,7 +129,7 @@ def test_lineage_of_stored_examples(store, grader):
     [sampled] = store.find({"error_type": "sampled"})
     assert (sampled.completion, sampled.rejected, sampled.agent) == ("77", "76", "student")
     fixes = store.find({"$and": [{"kind": "positive"}, {"agent": "self_debug"}]})
-    assert sorted(e.task_id for e in fixes) == sorted([A3.id, C2.id])
+    assert sorted(e.task_id for e in fixes) == sorted([A3.id, C2.id] * 2)  # plain and in context
     [c2_pair] = store.find({"$and": [{"error_type": "self_debug"}, {"task_id": C2.id}]})
     assert C2.reference.strip() in c2_pair.completion and c2_pair.rejected == BROKEN.removesuffix(
         "\n```"
