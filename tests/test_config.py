@@ -1,6 +1,7 @@
 """Config models: YAML loading and error messages that name the field and value."""
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -58,3 +59,9 @@ def test_setup_environment_sets_offline_defaults_without_overriding(monkeypatch)
     assert os.environ["HF_HUB_OFFLINE"] == "1"
     assert os.environ["TOKENIZERS_PARALLELISM"] == "true"
     assert os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] == "True"
+
+
+@pytest.mark.parametrize("path", sorted(Path(__file__).parents[1].glob("configs/*.yaml")))
+def test_shipped_configs_load(path):
+    config = load_config(path)
+    assert config.loop.out_dir != Path("runs/default")  # each names its own run folder

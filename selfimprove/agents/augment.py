@@ -8,7 +8,7 @@ one as a JSON object (the request is ``agents/prompts/augment.txt``).
 Every new task is checked before use: its reference solution (``reference`` of a
 code task, ``answer`` of an answer task) must pass its own check with the grader;
 it must not leak a held-out or guard task (same split key, or a copy of the
-prompt by ``memory.decontaminate.find_leaks``); duplicates of ``known`` split keys
+prompt: ``memory.decontaminate.find_task_leaks``); duplicates of ``known`` split keys
 or prompts, of the failed tasks and of each other are dropped.
 
     from selfimprove.agents.augment import augment_failures
@@ -35,13 +35,13 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from selfimprove.agents.prompt_file import PromptFile
-from selfimprove.memory.decontaminate import find_leaks
+from selfimprove.memory.decontaminate import find_task_leaks
 from selfimprove.models.base import ChatModel
 from selfimprove.tasks.extract import extract_code, parse_number
 from selfimprove.tasks.suite import split_key
 from selfimprove.tasks.variants import can_vary, variants
 from selfimprove.tasks.verifiers import Grader, answer_match
-from selfimprove.types import Example, Task, content_id
+from selfimprove.types import Task, content_id
 
 PROMPT_PATH = Path(__file__).parent / "prompts" / "augment.txt"
 TEACHER_MAX_TOKENS = 768
@@ -139,7 +139,7 @@ def augment_failures(
             continue
         seen |= keys
         fresh.append(task)
-    leaked = _leaks(fresh, heldout)
+    leaked = dict(find_task_leaks(fresh, heldout))
     rejected["contaminated"] = len(leaked)
     clean = [t for t in fresh if t.id not in leaked]
     verdicts = grader.grade(clean, [_solution(t) for t in clean]) if clean else []
@@ -201,24 +201,6 @@ def parse_task(text: str, failed: Task, teacher: str = "teacher") -> Task | None
         )
     except ValidationError:
         return None
-
-
-def _leaks(tasks: Sequence[Task], heldout: Sequence[Task]) -> dict[str, str]:
-    """``{task id: held-out task id}`` for each task that leaks a held-out task.
-
-    A task leaks when it has a held-out task's split key (a code task's template
-    and constants) or its prompt copies one (``find_leaks``: normalized exact
-    match, or most of the held-out prompt's word 13-grams).
-    """
-    held_keys = {split_key(h): h.id for h in heldout}
-    leaks = {t.id: held_keys[split_key(t)] for t in tasks if split_key(t) in held_keys}
-    examples = [
-        Example(kind="positive", prompt=t.prompt, task_id=t.id) for t in tasks if t.id not in leaks
-    ]
-    task_of = {e.id: str(e.task_id) for e in examples}
-    for example_id, heldout_id in find_leaks(examples, heldout):
-        leaks[task_of[example_id]] = heldout_id
-    return leaks
 
 
 def _ask_teacher(

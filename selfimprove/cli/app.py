@@ -157,7 +157,7 @@ def run(
 
 def _run_loop(cfg: Config, *, resume: bool) -> None:
     from selfimprove.api import RunStateError, run_loop
-    from selfimprove.eval.report import suite_names
+    from selfimprove.eval.report import agent_summary, suite_names
 
     # Rich wraps at 80 columns when writing to a file or pipe; the table needs ~100.
     console = Console() if sys.stdout.isatty() else Console(width=120)
@@ -182,6 +182,8 @@ def _run_loop(cfg: Config, *, resume: bool) -> None:
     console.print(table)
     for r in rounds[1:]:
         console.print(f"round {r.round}: " + "; ".join(r.reasons), highlight=False)
+        if agents := agent_summary(r.counts):
+            console.print("  agents: " + "; ".join(agents), highlight=False)
     console.print(f"report: {Path(cfg.loop.out_dir) / 'report.json'}")
 
 

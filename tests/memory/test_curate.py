@@ -232,3 +232,13 @@ def test_generated_tasks_that_copy_a_heldout_task_are_refused():
         check_tasks_decontaminated([*fresh, copied, reworded], heldout)
     assert heldout[3].id in str(error.value) and error.value.leaks[0][0] == "gen-copy"
     check_tasks_decontaminated(fresh, heldout)  # fresh train tasks pass
+
+
+def test_a_code_answer_that_passed_its_tests_is_confident_however_rarely_sampled():
+    solved = _attempt(CODE, SOLUTION, True)
+    attempts = [solved, _attempt(CODE, "def f(): pass", False, count=3)]
+    assert example_confidence(_positive(solved), attempts, CODE) == 1.0
+    # the same one-in-four agreement on a numeric answer task is only 0.25
+    right = _attempt(ARITH, "6", True)
+    attempts = [right, _attempt(ARITH, "7", False, count=3)]
+    assert example_confidence(_positive(right), attempts, ARITH) == pytest.approx(0.25)
