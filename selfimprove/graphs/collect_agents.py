@@ -159,8 +159,8 @@ def self_edit_step(deps: CollectDeps, sources: Sequence[tuple[Task, str]]) -> li
 def recall_workflows(deps: CollectDeps, tasks: Sequence[Task]) -> dict:
     """The best workflow for each task (if any) and the prompt that carries it."""
     prompts, ids = {}, {}
-    for task in tasks:
-        hits = deps.workflows.retrieve(task, k=1) if deps.workflows is not None else []
+    recalled = deps.workflows.retrieve_many(tasks, k=1) if deps.workflows is not None else []
+    for task, hits in zip(tasks, recalled, strict=True):
         if hits:
             workflow = hits[0][0]
             prompts[task.id] = workflow_prompt(task, [workflow])

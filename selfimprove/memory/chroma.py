@@ -148,7 +148,12 @@ def to_chroma_where(where: Where | None) -> dict[str, Any] | None:
     return _join("$and", clauses)
 
 
-def _open_collection(client: Any, name: str, embeddings: Any) -> tuple[Any, Any]:
+def open_collection(client: Any, name: str, embeddings: Any) -> tuple[Any, Any]:
+    """``(collection, embeddings)``: the cosine-space collection ``name``, created if missing.
+
+    A new collection records ``embeddings`` (MiniLM when None); an existing one must be
+    cosine and have been built with the same embedding, else ``ValueError`` says why.
+    """
     try:
         collection = client.get_collection(name)
     except NotFoundError:
@@ -192,7 +197,7 @@ class ChromaStore:
 
     def __init__(self, client: Any, collection: str = "examples", embeddings: Any = None) -> None:
         self.client = client
-        self.collection, self.embeddings = _open_collection(client, collection, embeddings)
+        self.collection, self.embeddings = open_collection(client, collection, embeddings)
         self.batch_size = client.get_max_batch_size()
 
     @classmethod

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +40,7 @@ from pydantic import BaseModel, ConfigDict
 
 from selfimprove.agents.workflows import Workflow, workflow_scope
 from selfimprove.memory.base import as_id_list, check_k
-from selfimprove.memory.chroma import _open_collection
+from selfimprove.memory.chroma import open_collection
 from selfimprove.memory.embeddings import embed_texts
 from selfimprove.types import Example, Task
 
@@ -61,6 +61,15 @@ def workflow_document(workflow: Workflow) -> str:
     statement = first.removeprefix("Task:").strip() if first.startswith("Task:") else ""
     text = "\n".join(p for p in (workflow.scope, workflow.title, statement) if p)
     return re.sub(r"[ \t]+", " ", _PLACEHOLDER.sub("", text))
+
+
+def _hits(metadatas: list, distances: list, min_score: float) -> list[tuple[Workflow, float]]:
+    """Query results as ``(workflow, cosine similarity)``, best first, below ``min_score`` cut."""
+    # float32 distances can dip just below 0 for the query itself
+    hits = [
+        (_decode(m), min(1.0, 1.0 - float(d))) for m, d in zip(metadatas, distances, strict=True)
+    ]
+    return [(w, score) for w, score in hits if score >= min_score]
 
 
 def _decode(metadata: Mapping[str, Any]) -> Workflow:
@@ -85,7 +94,7 @@ class WorkflowMemory:
 
     def __init__(self, client: Any, collection: str = "workflows", embeddings: Any = None) -> None:
         self.client = client
-        self.collection, self.embeddings = _open_collection(client, collection, embeddings)
+        self.collection, self.embeddings = open_collection(client, collection, embeddings)
 
     @classmethod
     def persistent(
@@ -177,12 +186,33 @@ class WorkflowMemory:
             where=where,
             include=["metadatas", "distances"],
         )
-        hits = [
-            # float32 distances can dip just below 0 for the query itself
-            (_decode(m), min(1.0, 1.0 - float(d)))
-            for m, d in zip(got["metadatas"][0], got["distances"][0], strict=True)
-        ]
-        return [(w, score) for w, score in hits if score >= min_score]
+        return _hits(got["metadatas"][0], got["distances"][0], min_score)
+
+    def retrieve_many(
+        self, tasks: Sequence[Task], *, k: int = 1, min_score: float = 0.0
+    ) -> list[list[tuple[Workflow, float]]]:
+        """``retrieve(task, k=k, min_score=min_score)`` for each task, embedded in one batch.
+
+        One Chroma query per scope, so a round's recall costs one embedding call.
+        """
+        check_k(k)
+        if not tasks:
+            return []
+        vectors = embed_texts(self.embeddings, [t.prompt for t in tasks])
+        by_scope: dict[str, list[int]] = {}
+        for i, task in enumerate(tasks):
+            by_scope.setdefault(workflow_scope(task), []).append(i)
+        found: list[list[tuple[Workflow, float]]] = [[] for _ in tasks]
+        for scope, rows in by_scope.items():
+            got = self.collection.query(
+                query_embeddings=vectors[rows],
+                n_results=k,
+                where={"$and": [{"retired": False}, {"scope": scope}]},
+                include=["metadatas", "distances"],
+            )
+            for i, metas, dists in zip(rows, got["metadatas"], got["distances"], strict=True):
+                found[i] = _hits(metas, dists, min_score)
+        return found
 
     def retire(self, ids: Iterable[str], *, round: int, reason: str) -> int:
         """Mark these workflows retired; return how many were live (others are left as they are)."""

@@ -65,6 +65,22 @@ def test_minilm_retrieval_returns_the_workflow_of_the_new_tasks_kind(tmp_path, i
             assert top.scope.split(":")[0] == suite, (task.prompt, top.scope)
 
 
+def test_retrieve_many_answers_like_retrieve_for_each_task(induced):
+    memory = _memory(induced)
+    tasks = builtin_tasks("code", split="heldout", n=12) + builtin_tasks(
+        "compare", split="heldout", n=6
+    )
+    memory.retire([induced[0].id], round=1, reason="test")
+    many = memory.retrieve_many(tasks, k=2)
+    assert len(many) == len(tasks)
+    for task, hits in zip(tasks, many, strict=True):
+        one = memory.retrieve(task, k=2)
+        assert [w.id for w, _ in hits] == [w.id for w, _ in one]
+        assert [s for _, s in hits] == pytest.approx([s for _, s in one], abs=1e-5)
+        assert induced[0].id not in {w.id for w, _ in hits}
+    assert memory.retrieve_many([], k=1) == []
+
+
 def test_same_scope_min_score_and_retired_workflows_filter_retrieval(induced):
     memory = _memory(induced)
     heldout = builtin_tasks("code", split="heldout", n=40)
