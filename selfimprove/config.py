@@ -289,7 +289,10 @@ class LoopConfig(_Section):
     )
     augment_per_failure: int = Field(default=2, ge=1, le=64)
     augment_max: int = Field(
-        default=32, ge=1, description="New tasks at most per round (they replace drawn tasks)."
+        default=32,
+        ge=1,
+        description="New tasks tried per round at most; they replace drawn tasks, up to half "
+        "of tasks_per_round, so a round costs the same with augmentation on.",
     )
     curriculum: bool = Field(
         default=False,

@@ -1,7 +1,8 @@
 """The round graph's optional agent steps: task choice, augmentation, curation, offline workflows.
 
 - ``choose_tasks``: the round's training tasks. The new tasks written from the last
-  round's failures come first (up to ``loop.augment_max``), then tasks drawn from the
+  round's failures come first (up to ``loop.augment_max``, and at most half of
+  ``loop.tasks_per_round``, so the round keeps a share of the original tasks), then tasks drawn from the
   pool: at random, or with ``loop.curriculum`` skipping tasks the student always or
   never solved in earlier rounds. The number of tasks per round stays the same, so
   switching an agent on does not buy extra compute.
@@ -50,12 +51,13 @@ def choose_tasks(deps: RoundDeps, round: int) -> tuple[list[Task], dict[str, int
     """The training tasks of ``round`` and what the choice skipped (see the module docstring)."""
     loop, rng = deps.config.loop, random.Random(f"{deps.config.tasks.seed}:{round}")
     earlier = augmented_tasks(deps.out_dir, round)
-    fresh = earlier.get(round - 1, [])[: loop.augment_max]
+    k = loop.tasks_per_round
+    room = loop.augment_max if k is None else min(loop.augment_max, k // 2)
+    fresh = earlier.get(round - 1, [])[:room]
     pool = list(deps.task_set.train) + [t for r, ts in earlier.items() for t in ts]
     fresh_ids = {t.id for t in fresh}
     pool = [t for t in pool if t.id not in fresh_ids]
-    k = loop.tasks_per_round
-    wanted = None if k is None else max(k - len(fresh), 0)
+    wanted = None if k is None else k - len(fresh)
     counts: dict[str, int] = {"tasks/augmented": len(fresh)} if loop.augment else {}
     if loop.curriculum:
         records = task_records(deps.store, {t.id for t in pool}, before_round=round)

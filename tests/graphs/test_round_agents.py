@@ -74,11 +74,10 @@ def _store():
 
 def test_augmentation_writes_verified_tasks_near_failures_and_the_next_round_tries_them(tmp_path):
     parts = Parts(_store())
-    build_round_graph(_deps(tmp_path, parts, augment=True, augment_max=4)).invoke(
-        initial_state("base")
-    )
+    deps = _deps(tmp_path, parts, augment=True, augment_max=16, augment_per_failure=4)
+    build_round_graph(deps).invoke(initial_state("base"))
     written = augmented_tasks(tmp_path, 3)
-    assert set(written) == {1, 2} and 0 < len(written[1]) <= 4
+    assert set(written) == {1, 2} and 4 < len(written[1]) <= 16
     failed_round_1 = set(parts.tasks[1]) & HARD
     by_id = {t.id: t for t in TRAIN}
     for task in written[1]:
@@ -86,12 +85,14 @@ def test_augmentation_writes_verified_tasks_near_failures_and_the_next_round_tri
         assert parent.id in failed_round_1 and task.difficulty == parent.difficulty
         assert split_of(task.metadata.get("split_key", task.prompt)) == "train"
         assert Grader().grade([task], [task.answer])[0].passed  # verified solvable
-    # round 2 starts with round 1's new tasks, and still has 8 tasks in all
-    assert parts.tasks[2][: len(written[1])] == [t.id for t in written[1]]
-    assert len(parts.tasks[2]) == 8
+    # round 2 starts with round 1's new tasks, at most half its 8 tasks: same cost per round
+    assert parts.tasks[2][:4] == [t.id for t in written[1][:4]]
+    assert len(parts.tasks[2]) == len(set(parts.tasks[2])) == 8  # the rest: drawn from the pool
+    pool = {t.id for t in TRAIN} | {t.id for t in written[1]}  # new tasks join the pool
+    assert set(parts.tasks[2]) <= pool
     records = read_report(tmp_path / "report.json")
     assert records[1].counts["augment/tasks"] == len(written[1])
-    assert records[2].counts["tasks/augmented"] == len(written[1])
+    assert records[2].counts["tasks/augmented"] == 4
     assert "augment" in records[1].timings
 
 
