@@ -28,7 +28,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Self
 
 # chromadb reads its telemetry setting from the environment: importing this module has
 # already run selfimprove/__init__.py, which sets ANONYMIZED_TELEMETRY=False and the
@@ -185,35 +185,49 @@ def open_collection(client: Any, name: str, embeddings: Any) -> tuple[Any, Any]:
     return collection, embeddings
 
 
-class ChromaStore:
-    """An ``ExampleStore`` over one Chroma collection.
+class ChromaCollection:
+    """One cosine-space Chroma collection and its embedding function; opened three ways.
 
     Args:
         client: A chromadb client (``PersistentClient``, ``HttpClient``, ...).
-        collection: Collection name (3-63 characters).
+        collection: Collection name (3-63 characters); None: the class's default.
         embeddings: The embedding function. None: the one the existing
             collection records, or ``MiniLMEmbeddings()`` for a new one.
     """
 
-    def __init__(self, client: Any, collection: str = "examples", embeddings: Any = None) -> None:
+    default_collection: ClassVar[str] = "examples"
+
+    def __init__(self, client: Any, collection: str | None = None, embeddings: Any = None) -> None:
         self.client = client
-        self.collection, self.embeddings = open_collection(client, collection, embeddings)
-        self.batch_size = client.get_max_batch_size()
+        name = collection or self.default_collection
+        self.collection, self.embeddings = open_collection(client, name, embeddings)
 
     @classmethod
     def persistent(
-        cls, path: str | Path, collection: str = "examples", embeddings: Any = None
-    ) -> ChromaStore:
-        """A store in the embedded database at ``path`` (created if missing)."""
+        cls, path: str | Path, collection: str | None = None, embeddings: Any = None
+    ) -> Self:
+        """The collection in the embedded database at ``path`` (created if missing)."""
         Path(path).mkdir(parents=True, exist_ok=True)
         return cls(chromadb.PersistentClient(path=str(path)), collection, embeddings)
 
     @classmethod
     def http(
-        cls, host: str, port: int, collection: str = "examples", embeddings: Any = None
-    ) -> ChromaStore:
-        """A store on the Chroma server at ``host:port``."""
+        cls, host: str, port: int, collection: str | None = None, embeddings: Any = None
+    ) -> Self:
+        """The collection on the Chroma server at ``host:port``."""
         return cls(chromadb.HttpClient(host=host, port=port), collection, embeddings)
+
+
+class ChromaStore(ChromaCollection):
+    """An ``ExampleStore`` over one Chroma collection (default ``"examples"``).
+
+    Open it with ``ChromaStore(client, collection, embeddings)``,
+    ``ChromaStore.persistent(path)`` or ``ChromaStore.http(host, port)``.
+    """
+
+    def __init__(self, client: Any, collection: str | None = None, embeddings: Any = None) -> None:
+        super().__init__(client, collection, embeddings)
+        self.batch_size = client.get_max_batch_size()
 
     def __repr__(self) -> str:
         return f"ChromaStore(collection={self.collection.name!r})"

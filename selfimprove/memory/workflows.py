@@ -32,15 +32,13 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-import chromadb
 from pydantic import BaseModel, ConfigDict
 
 from selfimprove.agents.workflows import Workflow, workflow_scope
 from selfimprove.memory.base import as_id_list, check_k
-from selfimprove.memory.chroma import open_collection
+from selfimprove.memory.chroma import ChromaCollection
 from selfimprove.memory.embeddings import embed_texts
 from selfimprove.types import Example, Task
 
@@ -82,7 +80,7 @@ def _decode(metadata: Mapping[str, Any]) -> Workflow:
         ) from None
 
 
-class WorkflowMemory:
+class WorkflowMemory(ChromaCollection):
     """Workflows in one Chroma collection, with retirement marks.
 
     Args:
@@ -92,24 +90,7 @@ class WorkflowMemory:
             records, or ``MiniLMEmbeddings()`` for a new one.
     """
 
-    def __init__(self, client: Any, collection: str = "workflows", embeddings: Any = None) -> None:
-        self.client = client
-        self.collection, self.embeddings = open_collection(client, collection, embeddings)
-
-    @classmethod
-    def persistent(
-        cls, path: str | Path, collection: str = "workflows", embeddings: Any = None
-    ) -> WorkflowMemory:
-        """A memory in the embedded database at ``path`` (created if missing)."""
-        Path(path).mkdir(parents=True, exist_ok=True)
-        return cls(chromadb.PersistentClient(path=str(path)), collection, embeddings)
-
-    @classmethod
-    def http(
-        cls, host: str, port: int, collection: str = "workflows", embeddings: Any = None
-    ) -> WorkflowMemory:
-        """A memory on the Chroma server at ``host:port``."""
-        return cls(chromadb.HttpClient(host=host, port=port), collection, embeddings)
+    default_collection: ClassVar[str] = "workflows"
 
     def __repr__(self) -> str:
         return f"WorkflowMemory(collection={self.collection.name!r}, {len(self)} workflows)"
