@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from types import SimpleNamespace
 
 from selfimprove.config import Config, StoreConfig
 from selfimprove.eval.report import read_report
 from selfimprove.graphs.round import RoundDeps, build_round_graph, initial_state
 from selfimprove.graphs.round_agents import AUGMENTED, augmented_tasks
-from selfimprove.memory import open_store
+from selfimprove.memory import open_store, open_workflows
 from selfimprove.tasks import Grader, TaskSet, builtin_tasks
 from selfimprove.tasks.suite import split_of
 from selfimprove.testing import FakeChatModel
@@ -126,3 +127,35 @@ def test_curation_drops_low_confidence_examples_before_training(tmp_path):
     # easy tasks: 2/2 samples passed (confidence 1); the half-solved ones: 0.5 < 0.75
     assert parts.trained == [len(EASY)]
     assert counts["curate/positives_in"] == 8 and counts["curate/low_confidence"] == 4
+
+
+def test_with_a_teacher_augmentation_keeps_only_the_tasks_it_wrote_correctly(tmp_path):
+    def teacher(prompt: str, i: int) -> str:
+        if i % 2:  # every other task has a wrong answer: its reference fails, it is dropped
+            return json.dumps({"prompt": f"What is {i} + 100? Answer with just the number.",
+                               "answer": "oops"})  # fmt: skip
+        return json.dumps({"prompt": f"What is {i} + 100? Answer with just the number.",
+                           "answer": str(i + 100)})  # fmt: skip
+
+    parts = Parts(_store())
+    deps = _deps(tmp_path, parts, augment=True, rounds=1)
+    deps.teacher = FakeChatModel(teacher, name="teacher")
+    build_round_graph(deps).invoke(initial_state("base"))
+    [written] = augmented_tasks(tmp_path, 2).values()
+    counts = read_report(tmp_path / "report.json")[1].counts
+    assert written and all(t.metadata["origin"] == "teacher" for t in written)
+    assert all(Grader().grade([t], [t.answer])[0].passed for t in written)
+    assert counts["augment/rejected/unsolvable"] == counts["augment/proposed"] - len(written)
+    assert counts["augment/rejected/unsolvable"] >= 1
+
+
+def test_workflows_are_induced_offline_from_the_training_references_before_round_one(tmp_path):
+    parts = Parts(_store())
+    deps = _deps(tmp_path, parts, workflows=True, rounds=1)
+    deps.workflows = open_workflows(parts.store)
+    build_round_graph(deps).invoke(initial_state("base"))
+    baseline = read_report(tmp_path / "report.json")[0]
+    made = deps.workflows.all()
+    assert baseline.counts["workflows/offline"] == len(made) > 0
+    assert all(w.origin == "offline" for w in made)
+    assert {w.scope for w in made} == {f"arithmetic:{t.difficulty}" for t in TRAIN}
