@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from selfimprove.memory import dpo_dataset, sft_dataset
@@ -124,3 +126,18 @@ def test_trl_reads_the_datasets():
         "rejected": "32\n",
     }
     assert not data_utils.is_conversational(dpo_dataset([PAIR])[0])
+
+
+def test_a_fix_with_its_feedback_in_context_exports_as_the_whole_conversation():
+    turns = [
+        {"role": "user", "content": "What is 17 + 25?"},
+        {"role": "assistant", "content": "32"},
+        {"role": "user", "content": "That answer is wrong. Fix it."},
+    ]
+    fix = POSITIVE.model_copy(
+        update={"agent": "self_debug", "metadata": {"messages": json.dumps(turns)}}
+    )
+    data = sft_dataset([POSITIVE, fix])  # one conversation in the set: all rows as messages
+    assert data.column_names == ["messages"]
+    assert data[0]["messages"] == [turns[0], {"role": "assistant", "content": "42"}]
+    assert data[1]["messages"] == [*turns, {"role": "assistant", "content": "42"}]

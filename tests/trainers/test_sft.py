@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 from typing import Any
@@ -176,3 +177,21 @@ def test_exported_conversational_examples_train(
     result = train_sft(tiny_base, data, fast, tmp_path / "model", progress=False)
     assert len(result.stages[0].losses) == fast.max_steps
     assert result.datasets["sft"].columns == ["example_id", "messages"]
+
+
+def test_fixes_with_feedback_in_context_train_beside_plain_examples(
+    tiny_base: Path, fast: TrainingConfig, tmp_path: Path
+) -> None:
+    rows = addition_rows(8)
+    plain = [Example(kind="positive", prompt=r["prompt"], completion=r["completion"]) for r in rows]
+    turns = [
+        {"role": "user", "content": rows[0]["prompt"]},
+        {"role": "assistant", "content": "wrong"},
+        {"role": "user", "content": "That answer is wrong. The checker says: expected more."},
+    ]
+    fix = plain[0].model_copy(update={"metadata": {"messages": json.dumps(turns)}})
+    result = train_sft(
+        tiny_base, sft_dataset([*plain, fix]), fast, tmp_path / "model", progress=False
+    )
+    assert len(result.stages[0].losses) == fast.max_steps
+    assert result.datasets["sft"].columns == ["messages"] and result.datasets["sft"].rows == 9
