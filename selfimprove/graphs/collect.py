@@ -4,11 +4,16 @@
     out = graph.invoke(collect_input(tasks))      # out["counts"]: examples by kind, yields ...
     counts = collect(deps, tasks)                 # the same, in one call
 
-For a batch of tasks: ``retrieve`` worked examples from earlier rounds (optional)
-→ ``generate`` k answers per task (one batched call per generation-settings
-group) → ``verify`` them (one batched grade) → ``self_debug`` tasks with no
-passing answer (optional) → ``inject`` errors into verified answers (optional)
-→ ``store`` everything with lineage in one ``store.add``:
+For a batch of tasks: ``retrieve`` worked examples from earlier rounds and/or
+recall a workflow per task (optional) → ``generate`` k answers per task (one
+batched call per generation-settings group; a task with a workflow gets it in
+half of its samples) → ``verify`` them (one batched grade) → then, each when
+switched on and given work (``AFTER_VERIFY``): ``critique`` a sample of answers,
+``self_review`` a sample, ``self_debug`` tasks with no passing answer, ``inject``
+errors into verified answers (operators and LLM self-edit) → ``store``
+everything with lineage in one ``store.add`` → ``induce`` workflows from the
+successes and retire unhelpful ones. The optional steps live in ``collect_agents``.
+What is stored:
 
 - every answer as an ``attempt`` (passed, reason); every distinct correct answer
   as a ``positive`` and every distinct wrong one as a ``negative``, all with the
@@ -16,7 +21,9 @@ passing answer (optional) → ``inject`` errors into verified answers (optional)
 - DPO ``pair`` s: (correct, sampled wrong) with ``error_type="sampled"``;
   (correct, injected error) with ``error_type=<operator>``, ``agent="inject"``;
   (fixed, failed) with ``error_type="self_debug"``; a fix is also a positive with
-  ``agent="self_debug"``.
+  ``agent="self_debug"`` (twice: plain, and with its feedback in context);
+- critiques (``kind="critique"``) and self-review turns (attempts with
+  ``agent="self_review"``), each under the attempt it judged.
 
 State holds plain dicts only, so any LangGraph checkpointer can persist it
 (``build_collect_graph(deps, checkpointer=SqliteSaver(conn))``), and example ids
