@@ -60,7 +60,7 @@ bench: install
 bench-loop: install
 	rm -rf runs/bench-loop && $(BIN)/python bench/bench_loop.py --out runs/bench-loop
 
-# Each agent switched off in turn (about 70 minutes on 2 cores); rerun to continue an interrupted one.
+# Each agent switched off in turn (about 50 minutes on 2 cores); rerun to continue an interrupted one.
 bench-ablation: install
 	$(BIN)/python bench/bench_ablation.py --out runs/bench-ablation
 

@@ -1,6 +1,6 @@
 """Ablation: the loop with every agent on, with each one switched off in turn, and with all off.
 
-Run it from the repository root (``make bench-ablation``; about 70 minutes on 2 CPU
+Run it from the repository root (``make bench-ablation``; about 50 minutes on 2 CPU
 cores with the defaults: 8 arms of 2 rounds, 24 tasks a round, 80 held-out tasks)::
 
     python bench/bench_ablation.py
