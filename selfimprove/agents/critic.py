@@ -35,6 +35,7 @@ from selfimprove.models.base import ChatModel
 from selfimprove.types import Task, Verdict
 
 PROMPT_PATH = Path(__file__).parent / "prompts" / "critic.txt"
+PREFILL = '{"verdict": "'  # the reply's opening, for backends that continue it
 PARSE_CHARS = 20_000  # only this much of the output is searched for the JSON object
 RAW_CHARS = 4_000  # what a Critique keeps of the raw output
 _CANDIDATES = 20  # how many "{" a parse tries at most, so garbage costs O(PARSE_CHARS)
@@ -137,6 +138,11 @@ def critique(
         return []
     prompt = prompt or CriticPrompt.load()
     asks = [prompt.render(t, a) for t, a in zip(tasks, answers, strict=True)]
+    # A backend that continues a final assistant message gets the reply's opening, so
+    # even a small model answers in the format (its completion is the continuation).
+    start = PREFILL if getattr(model, "continues_final_message", False) else ""
+    if start:
+        asks = [[*ask, {"role": "assistant", "content": start}] for ask in asks]
     # The reply is JSON that may span blank lines and code fences: no stop strings.
     rows = model.generate(
         asks, n=1, temperature=temperature, max_tokens=max_tokens, stop=None, seed=seed
@@ -147,7 +153,7 @@ def critique(
         if not row:
             found.append(_failed(task.id, answer, "", "the model returned no completion"))
             continue
-        got = parse_critique(task.id, answer, row[0].text)
+        got = parse_critique(task.id, answer, start + row[0].text)
         if got.parse_error and row[0].finish_reason == "length":
             got.parse_error += f" (the output hit max_tokens={max_tokens})"
         found.append(got)

@@ -79,7 +79,9 @@ class ChatModel(Protocol):
     ``progress`` is called after each internal batch with the number of prompts
     that batch finished (an increment; the calls sum to ``len(prompts)``), so a
     caller can drive a progress bar across several ``generate`` calls. ``seed`` makes sampling
-    reproducible where the backend allows it.
+    reproducible where the backend allows it. A backend whose ``continues_final_message``
+    attribute is true continues a prompt's final assistant message (a prefill) instead of
+    starting a new turn; callers check it before sending one.
     """
 
     name: str

@@ -104,6 +104,9 @@ class TransformersModel:
             ``model.generate``.
     """
 
+    continues_final_message = True
+    """A prompt ending with an assistant message is continued (see ``render``)."""
+
     def __init__(
         self,
         model: Any,
@@ -191,13 +194,22 @@ class TransformersModel:
     def render(self, prompt: Prompt) -> str:
         """The exact text the model sees for ``prompt`` (chat template + generation prompt).
 
+        A message list that ends with an assistant message is rendered open, so the
+        model continues that message (a prefill, e.g. the start of a JSON reply);
+        the completion holds only the continuation.
+
         Raises:
             ModelError: the prompt is a message list but the tokenizer has no chat template.
         """
         messages = to_messages(prompt, self.system_prompt)
         if self.tokenizer.chat_template:
+            # A final assistant message is a prefill: the model continues it.
+            prefill = messages[-1]["role"] == "assistant"
             return self.tokenizer.apply_chat_template(
-                messages, tokenize=False, add_generation_prompt=True
+                messages,
+                tokenize=False,
+                add_generation_prompt=not prefill,
+                continue_final_message=prefill,
             )
         if isinstance(prompt, str):
             # A base model without a chat template: continue the raw text.

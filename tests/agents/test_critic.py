@@ -8,6 +8,7 @@ import pytest
 
 from selfimprove.agents.critic import (
     PARSE_CHARS,
+    PREFILL,
     RAW_CHARS,
     CriticPrompt,
     critic_counts,
@@ -241,3 +242,22 @@ def test_prompt_file_loads_and_renders_for_code_and_answer_tasks(tmp_path):
     bad.write_text("[user]\n{task}\n[assistant]\nok\n", encoding="utf-8")
     with pytest.raises(ValueError, match="must end with a \\[user\\] message"):
         CriticPrompt.load(bad)
+
+
+class _Continuing(FakeChatModel):
+    """A fake backend that continues a final assistant message, as TransformersModel does."""
+
+    continues_final_message = True
+
+
+def test_a_backend_that_continues_gets_the_opening_of_the_json_reply():
+    task = builtin_tasks("arithmetic", split="train", n=1)[0]
+    model = _Continuing('wrong", "errors": []}', name="continuing")
+    [got] = critique(model, [task], ["41"])
+    [messages] = model.calls[-1].prompts
+    assert messages[-1] == {"role": "assistant", "content": PREFILL}
+    assert got.verdict == "wrong" and got.raw == PREFILL + 'wrong", "errors": []}'
+    # a backend that does not continue is asked without it and parsed as it answers
+    plain = FakeChatModel('{"verdict": "correct", "errors": []}')
+    [got] = critique(plain, [task], ["41"])
+    assert plain.calls[-1].prompts[0][-1]["role"] == "user" and got.verdict == "correct"

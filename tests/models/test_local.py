@@ -149,6 +149,18 @@ def test_system_prompt_and_chat_template(tiny_path: Path) -> None:
     assert "Answer briefly." not in own and "Own." in own
 
 
+def test_a_final_assistant_message_is_continued(tiny: TransformersModel) -> None:
+    prompt = [
+        {"role": "user", "content": "Judge 1 + 2 = 3."},
+        {"role": "assistant", "content": '{"v'},
+    ]
+    text = tiny.render(prompt)
+    assert text.endswith('<|im_start|>assistant\n{"v')  # open: no end of turn, no new turn
+    assert tiny.continues_final_message
+    [[c]] = tiny.generate([prompt], max_tokens=3)
+    assert not c.text.startswith('{"v')  # the completion is only the continuation
+
+
 def test_model_without_chat_template_takes_plain_text_only(tiny_path: Path) -> None:
     model = TransformersModel.load(str(tiny_path), device="cpu")
     model.tokenizer.chat_template = None
