@@ -122,8 +122,7 @@ def build_round_graph(deps: RoundDeps, *, checkpointer: Any = None):
         return {"counts": counts}
 
     def augment_failures(state: RoundState) -> RoundState:
-        tasks, _ = choose_tasks(deps, state["round"])
-        counts = augment(deps, state["round"], tasks)
+        counts = augment(deps, state["round"])
         return {"counts": {**state.get("counts", {}), **counts}}
 
     def train(state: RoundState) -> RoundState:

@@ -72,21 +72,24 @@ def choose_tasks(deps: RoundDeps, round: int) -> tuple[list[Task], dict[str, int
     return fresh + drawn, counts
 
 
-def failed_tasks(deps: RoundDeps, round: int, tasks: list[Task]) -> list[Task]:
-    """The tasks none of whose sampled answers passed in ``round``."""
+def failed_tasks(deps: RoundDeps, round: int) -> list[Task]:
+    """The training tasks (built-in, from files or augmented) none of whose samples passed."""
     where = {"$and": [{"kind": "attempt"}, {"round": round}, {"agent": "student"}]}
-    solved, tried = set(), set()
+    solved, tried = set(), []
     for attempt in deps.store.find(where):
-        tried.add(attempt.task_id)
+        tried.append(attempt.task_id)
         if attempt.passed:
             solved.add(attempt.task_id)
-    return [t for t in tasks if t.id in tried and t.id not in solved]
+    pool = {t.id: t for t in deps.task_set.train}
+    for ts in augmented_tasks(deps.out_dir, round).values():
+        pool |= {t.id: t for t in ts}
+    return [pool[i] for i in dict.fromkeys(tried) if i in pool and i not in solved]
 
 
-def augment(deps: RoundDeps, round: int, tasks: list[Task]) -> dict[str, int]:
+def augment(deps: RoundDeps, round: int) -> dict[str, int]:
     """Write new verified tasks near this round's failures; return the counts."""
     path = deps.out_dir / f"round-{round}" / AUGMENTED
-    failed = failed_tasks(deps, round, tasks)
+    failed = failed_tasks(deps, round)
     if path.exists():  # written before a crash: never write twice
         lines = path.read_text(encoding="utf-8").splitlines()
         return {"augment/failed": len(failed), "augment/tasks": len([x for x in lines if x])}
