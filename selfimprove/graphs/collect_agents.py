@@ -53,6 +53,10 @@ def graded_answers(
     return out
 
 
+def _verdict(sample: Mapping[str, Any]) -> Verdict:
+    return Verdict.ok() if sample["passed"] else Verdict.fail(sample["reason"])
+
+
 def critique_step(deps: CollectDeps, tasks: list[Task], samples: Mapping[str, list]) -> dict:
     """Critique up to ``critic_samples`` graded answers; return critiques and agreement counts."""
     s = deps.settings
@@ -62,10 +66,15 @@ def critique_step(deps: CollectDeps, tasks: list[Task], samples: Mapping[str, li
     )
     model = deps.teacher or deps.model
     critiques = critique(model, [t for t, _ in chosen], [x["text"] for _, x in chosen], seed=s.seed)
-    verdicts = [Verdict.ok() if x["passed"] else Verdict.fail(x["reason"]) for _, x in chosen]
+    verdicts = [_verdict(x) for _, x in chosen]
     counts = {f"critic/{k}": v for k, v in critic_counts(critiques, verdicts).items()}
     found = [
-        {**c.model_dump(), "passed": x["passed"], "critic_model": model.name}
+        {
+            **c.model_dump(),
+            "says_wrong": c.says_wrong,
+            "passed": x["passed"],
+            "critic_model": model.name,
+        }
         for c, (_, x) in zip(critiques, chosen, strict=True)
     ]
     return {"critiques": found, "counts": counts}
@@ -75,8 +84,8 @@ def critique_examples(task: Task, critiques: Sequence[Mapping[str, Any]], s: Any
     """Stored critiques of a task's answers: advice with lineage, never training data."""
     out = []
     for c in critiques:
-        verdict = c["verdict"] or "unparsed"
-        agrees = None if c["verdict"] is None else (verdict == "wrong") != c["passed"]
+        says_wrong = c["says_wrong"]  # the verdict, or "correct" listing a major error
+        agrees = None if says_wrong is None else says_wrong != c["passed"]
         out.append(
             Example(
                 kind="critique",
@@ -92,7 +101,8 @@ def critique_examples(task: Task, critiques: Sequence[Mapping[str, Any]], s: Any
                 metadata={
                     "suite": task.suite,
                     "split": task.split,
-                    "verdict": verdict,
+                    "verdict": c["verdict"] or "unparsed",
+                    "says_wrong": "unparsed" if says_wrong is None else str(says_wrong).lower(),
                     "errors": len(c["errors"]),
                     "verifier_passed": c["passed"],
                 },
@@ -112,7 +122,7 @@ def review_step(deps: CollectDeps, tasks: list[Task], samples: Mapping[str, list
     take_right = min(len(right), max(half, s.self_review - len(wrong)))
     chosen = rng.sample(right, take_right)
     chosen += rng.sample(wrong, min(len(wrong), s.self_review - take_right))
-    verdicts = [Verdict.ok() if x["passed"] else Verdict.fail(x["reason"]) for _, x in chosen]
+    verdicts = [_verdict(x) for _, x in chosen]
     reviews = self_review(
         deps.model,
         deps.grader,

@@ -47,12 +47,13 @@ def _student(prompt: str, i: int) -> str:
 
 
 def _teacher(prompt: str, i: int) -> str:
-    """Critic: "wrong" for any answer with a 9 in it; self-edit: 77 -> 78, `* k` -> `* (k + 1)`."""
+    """Critic: "wrong" for any answer with a 9 in it, "correct" but a critical error for 76;
+    self-edit: 77 -> 78, `* k` -> `* (k + 1)`."""
     if "Reply with ONLY a JSON object" in prompt:
         answer = prompt.split("Answer to check:\n", 1)[1].split("\n\n", 1)[0]
         verdict = "wrong" if "9" in answer else "correct"
         errors = [{"location": "the answer", "type": "arithmetic", "severity": "critical",
-                   "explanation": "off"}] if verdict == "wrong" else []  # fmt: skip
+                   "explanation": "off"}] if verdict == "wrong" or answer == "76" else []  # fmt: skip
         return json.dumps({"verdict": verdict, "errors": errors})
     if "subtle mistake" in prompt:
         answer = prompt.split("Correct answer:\n", 1)[1].split("\n\nRewrite", 1)[0]
@@ -87,9 +88,10 @@ def test_every_step_runs_in_order_when_switched_on(store, grader):
 
 def test_critic_agreement_is_counted_and_critiques_stored_with_lineage(store, grader):
     counts = collect(_deps(store, grader, critic=True, critic_samples=50), TASKS)
-    # distinct answers: 3, 77, 76, 99, 98, code; wrong ones: 76, 99, 98; critic flags 99, 98
+    # distinct answers: 3, 77, 76, 99, 98, code; wrong ones: 76, 99, 98; the critic calls 99
+    # and 98 wrong, and 76 "correct" with a critical error, which counts as wrong too
     assert counts["critic/critiqued"] == 6 and counts["critic/parsed"] == 6
-    assert (counts["critic/tp"], counts["critic/fp"], counts["critic/fn"]) == (2, 0, 1)
+    assert (counts["critic/tp"], counts["critic/fp"], counts["critic/fn"]) == (3, 0, 0)
     assert counts["critic/tn"] == 3
     critiques = store.find({"kind": "critique"})
     assert len(critiques) == 6 and {c.model for c in critiques} == {"teacher"}
@@ -97,7 +99,11 @@ def test_critic_agreement_is_counted_and_critiques_stored_with_lineage(store, gr
     for c in critiques:
         parent = attempts[c.parent_id]  # each critique points at the attempt it judged
         assert c.metadata["verifier_passed"] == parent.passed
-        assert c.passed == ((c.metadata["verdict"] == "wrong") != parent.passed)
+        says_wrong = c.metadata["says_wrong"] == "true"
+        assert says_wrong == (c.metadata["verdict"] == "wrong" or c.metadata["errors"] > 0)
+        assert c.passed is (says_wrong != parent.passed) is True  # this critic is always right
+    flagged = [c for c in critiques if c.metadata["verdict"] == "correct" and c.metadata["errors"]]
+    assert len(flagged) == 1 and flagged[0].metadata["says_wrong"] == "true"
 
 
 def test_self_review_counts_right_and_wrong_turns(store, grader):
