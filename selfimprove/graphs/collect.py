@@ -48,6 +48,7 @@ from selfimprove.graphs.collect_agents import (
     critique_step,
     induce_step,
     recall_workflows,
+    retrieve_worked,
     review_examples,
     review_step,
     self_edit_step,
@@ -55,7 +56,7 @@ from selfimprove.graphs.collect_agents import (
 from selfimprove.graphs.collect_examples import task_examples
 from selfimprove.memory.base import ExampleStore, unique_by_id
 from selfimprove.memory.workflows import WorkflowMemory
-from selfimprove.models.base import ChatModel, Prompt
+from selfimprove.models.base import ChatModel
 from selfimprove.progress import progress_bar, spinner
 from selfimprove.tasks.verifiers import Grader
 from selfimprove.types import Example, Task, Verdict
@@ -204,16 +205,8 @@ class _Nodes:
             update = recall_workflows(self.deps, _tasks(state))
         if self.s.retrieve_k == 0:
             return update
-        prompts, retrieved = {}, {}
-        for task in _tasks(state):
-            where = _worked_where(task, self.s.round)
-            hits = self.deps.store.search(task.prompt, k=self.s.retrieve_k, where=where)
-            shots = [h.example for h in hits if h.score >= self.s.retrieve_min_score]
-            prompts[task.id] = worked_prompt(task, shots)
-            retrieved[task.id] = [e.id for e in shots]
-        used = sum(len(ids) for ids in retrieved.values())
-        counts = {**update.get("counts", {}), "retrieved": used}
-        return update | {"prompts": prompts, "retrieved": retrieved, "counts": counts}
+        worked = retrieve_worked(self.deps, _tasks(state))
+        return update | worked | {"counts": update.get("counts", {}) | worked["counts"]}
 
     def generate(self, state: CollectState) -> CollectState:
         """k samples per task; a task with a recalled workflow gets it in half of them."""
@@ -394,20 +387,6 @@ def make_collector(
     return run
 
 
-def worked_prompt(task: Task, examples: Sequence[Example]) -> Prompt:
-    """The task as a chat whose earlier turns are solved examples, the closest last."""
-    messages: list[dict[str, str]] = []
-    for example in reversed(examples):
-        answer = example.completion
-        if answer.count("```") % 2:  # generation stops before a closing fence: close it
-            answer += "\n```"
-        messages += [
-            {"role": "user", "content": example.prompt},
-            {"role": "assistant", "content": answer},
-        ]
-    return [*messages, {"role": "user", "content": task.prompt}]
-
-
 def _examples(task: Task, state: CollectState, s: CollectSettings, model: str) -> list[Example]:
     """The examples of one task, from the state (see ``collect_examples``)."""
     trajectory = state.get("debug", {}).get(task.id)
@@ -455,15 +434,3 @@ def _correct(state: CollectState, task: Task) -> list[str]:
     if trajectory:
         texts += [t["completion"] for t in trajectory["turns"] if t["verdict"]["passed"]]
     return list(dict.fromkeys(texts))
-
-
-def _worked_where(task: Task, round: int) -> dict[str, Any]:
-    """Verified positives of earlier rounds, other tasks, never held-out ones."""
-    return {
-        "$and": [
-            {"kind": "positive"},
-            {"round": {"$lt": round}},
-            {"task_id": {"$ne": task.id}},
-            {"split": {"$ne": "heldout"}},
-        ]
-    }

@@ -4,6 +4,7 @@ Each function takes the graph's dependencies and state and returns a partial sta
 update, like the nodes in ``collect.py`` (which wires them in behind the
 ``CollectSettings`` switches). They are kept apart so the graph file stays a map.
 
+- ``retrieve_worked``: similar verified positives of earlier rounds as worked examples.
 - ``critique``: the critic (teacher, else the student) reviews a seeded sample of
   graded answers; its agreement with the verifier goes into the counts.
 - ``self_review``: a feedback-free "check your answer" turn on a sample of right and
@@ -27,6 +28,7 @@ from selfimprove.agents.review import review_counts, self_review
 from selfimprove.agents.self_edit import self_edit_errors
 from selfimprove.agents.workflows import induce_workflows, workflow_prompt
 from selfimprove.memory.workflows import WorkflowStats, unhelpful
+from selfimprove.models.base import Prompt
 from selfimprove.types import Example, Task, Verdict
 
 if TYPE_CHECKING:
@@ -205,3 +207,43 @@ def induce_step(deps: CollectDeps, pairs: Sequence[tuple[Task, str]], state: Map
     retired = memory.retire(retire, round=s.round, reason="its use did not raise success")
     counts = {"workflows/induced": len(induced), "workflows/new": new, "workflows/retired": retired}
     return {"counts": counts}
+
+
+def retrieve_worked(deps: CollectDeps, tasks: Sequence[Task]) -> dict:
+    """Up to ``retrieve_k`` similar verified positives of earlier rounds per task, as worked
+    examples in its prompt (RADA-style retrieval)."""
+    s = deps.settings
+    prompts, retrieved = {}, {}
+    for task in tasks:
+        hits = deps.store.search(task.prompt, k=s.retrieve_k, where=_worked_where(task, s.round))
+        shots = [h.example for h in hits if h.score >= s.retrieve_min_score]
+        prompts[task.id] = worked_prompt(task, shots)
+        retrieved[task.id] = [e.id for e in shots]
+    used = sum(len(ids) for ids in retrieved.values())
+    return {"prompts": prompts, "retrieved": retrieved, "counts": {"retrieved": used}}
+
+
+def worked_prompt(task: Task, examples: Sequence[Example]) -> Prompt:
+    """The task as a chat whose earlier turns are solved examples, the closest last."""
+    messages: list[dict[str, str]] = []
+    for example in reversed(examples):
+        answer = example.completion
+        if answer.count("```") % 2:  # generation stops before a closing fence: close it
+            answer += "\n```"
+        messages += [
+            {"role": "user", "content": example.prompt},
+            {"role": "assistant", "content": answer},
+        ]
+    return [*messages, {"role": "user", "content": task.prompt}]
+
+
+def _worked_where(task: Task, round: int) -> dict[str, Any]:
+    """Verified positives of earlier rounds, other tasks, never held-out ones."""
+    return {
+        "$and": [
+            {"kind": "positive"},
+            {"round": {"$lt": round}},
+            {"task_id": {"$ne": task.id}},
+            {"split": {"$ne": "heldout"}},
+        ]
+    }
