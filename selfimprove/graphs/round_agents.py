@@ -47,6 +47,14 @@ def augmented_tasks(out_dir: Path, before_round: int) -> dict[int, list[Task]]:
     return found
 
 
+def task_pool(deps: RoundDeps, earlier: dict[int, list[Task]]) -> dict[str, Task]:
+    """The run's training tasks by id: the configured ones, then those augmentation wrote."""
+    pool = {t.id: t for t in deps.task_set.train}
+    for tasks in earlier.values():
+        pool |= {t.id: t for t in tasks}
+    return pool
+
+
 def choose_tasks(deps: RoundDeps, round: int) -> tuple[list[Task], dict[str, int]]:
     """The training tasks of ``round`` and what the choice skipped (see the module docstring)."""
     loop, rng = deps.config.loop, random.Random(f"{deps.config.tasks.seed}:{round}")
@@ -54,9 +62,8 @@ def choose_tasks(deps: RoundDeps, round: int) -> tuple[list[Task], dict[str, int
     k = loop.tasks_per_round
     room = loop.augment_max if k is None else min(loop.augment_max, k // 2)
     fresh = earlier.get(round - 1, [])[:room]
-    pool = list(deps.task_set.train) + [t for r, ts in earlier.items() for t in ts]
     fresh_ids = {t.id for t in fresh}
-    pool = [t for t in pool if t.id not in fresh_ids]
+    pool = [t for t in task_pool(deps, earlier).values() if t.id not in fresh_ids]
     wanted = None if k is None else k - len(fresh)
     counts: dict[str, int] = {"tasks/augmented": len(fresh)} if loop.augment else {}
     if loop.curriculum:
@@ -72,30 +79,27 @@ def choose_tasks(deps: RoundDeps, round: int) -> tuple[list[Task], dict[str, int
     return fresh + drawn, counts
 
 
-def failed_tasks(deps: RoundDeps, round: int) -> list[Task]:
-    """The training tasks (built-in, from files or augmented) none of whose samples passed."""
+def failed_tasks(deps: RoundDeps, round: int, pool: dict[str, Task]) -> list[Task]:
+    """The tasks of ``pool`` sampled in ``round`` none of whose samples passed."""
     where = {"$and": [{"kind": "attempt"}, {"round": round}, {"agent": "student"}]}
     solved, tried = set(), []
     for attempt in deps.store.find(where):
         tried.append(attempt.task_id)
         if attempt.passed:
             solved.add(attempt.task_id)
-    pool = {t.id: t for t in deps.task_set.train}
-    for ts in augmented_tasks(deps.out_dir, round).values():
-        pool |= {t.id: t for t in ts}
     return [pool[i] for i in dict.fromkeys(tried) if i in pool and i not in solved]
 
 
 def augment(deps: RoundDeps, round: int) -> dict[str, int]:
     """Write new verified tasks near this round's failures; return the counts."""
     path = deps.out_dir / f"round-{round}" / AUGMENTED
-    failed = failed_tasks(deps, round)
+    pool = task_pool(deps, augmented_tasks(deps.out_dir, round))
+    failed = failed_tasks(deps, round, pool)
     if path.exists():  # written before a crash: never write twice
         lines = path.read_text(encoding="utf-8").splitlines()
         return {"augment/failed": len(failed), "augment/tasks": len([x for x in lines if x])}
     evaluation = deps.task_set.heldout + deps.task_set.guard
-    known = {t.prompt for t in deps.task_set.train}
-    known |= {t.prompt for ts in augmented_tasks(deps.out_dir, round).values() for t in ts}
+    known = {t.prompt for t in pool.values()}
     loop = deps.config.loop
     result = augment_failures(
         failed[: loop.augment_max],
@@ -120,12 +124,11 @@ def curate_round(
     """The round's training examples after confidence filtering and near-duplicate removal."""
     loop = deps.config.loop
     attempts = deps.store.find({"$and": [{"kind": "attempt"}, {"round": round}]})
-    tasks = {t.id: t for t in deps.task_set.train}
-    for ts in augmented_tasks(deps.out_dir, round + 1).values():
-        tasks |= {t.id: t for t in ts}
+    tasks = task_pool(deps, augmented_tasks(deps.out_dir, round))
     embeddings: Any = None
-    if loop.curate_near_duplicate is not None:
-        embeddings = make_embeddings(deps.config.store.embedding)
+    if loop.curate_near_duplicate is not None:  # the store's own, else one of the same kind
+        embeddings = getattr(deps.store, "embeddings", None)
+        embeddings = embeddings or make_embeddings(deps.config.store.embedding)
     kept_positives, kept_pairs, report = curate(
         positives,
         pairs,
