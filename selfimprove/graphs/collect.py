@@ -43,6 +43,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from selfimprove.agents.debug import DebugTrajectory, debug_counts, self_debug
 from selfimprove.agents.inject import OPERATORS, InjectionResult, inject_errors_batch, yields
 from selfimprove.eval.evaluate import generate_for_tasks
+from selfimprove.events import emit
 from selfimprove.graphs.collect_agents import (
     critique_examples,
     critique_step,
@@ -251,6 +252,7 @@ class _Nodes:
             graded[task.id].append({**sample, "passed": verdict.passed, "reason": verdict.reason})
         solved = sum(any(x["passed"] for x in row) for row in graded.values())
         passed = sum(v.passed for v in verdicts)
+        emit("batch_verified", round=state.get("round"), passed=passed, total=len(verdicts))
         return {"samples": graded, "counts": {"samples_passed": passed, "tasks_solved": solved}}
 
     def self_debug(self, state: CollectState) -> CollectState:

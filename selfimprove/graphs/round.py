@@ -24,11 +24,14 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, TypedDict
 
 from langgraph.graph import END, START, StateGraph
+from langgraph.types import interrupt
 
 from selfimprove.config import Config
+from selfimprove.control import ApprovalDecision, ApprovalRequest
 from selfimprove.eval.evaluate import EvalReport, evaluate
 from selfimprove.eval.gate import decide
 from selfimprove.eval.report import RoundRecord, critic_scores, eval_metrics, write_report
+from selfimprove.events import emit
 from selfimprove.files import write_text_atomic
 from selfimprove.graphs.round_agents import (
     augment,
@@ -79,7 +82,9 @@ class RoundDeps:
     show_progress: bool = True
     teacher: ChatModel | None = None  # writes new tasks and workflows; None: self mode
     workflows: WorkflowMemory | None = None
-    on_event: Callable[[str, dict[str, Any]], None] = field(default=lambda kind, data: None)
+    on_event: Callable[[str, dict[str, Any]], None] = field(
+        default=lambda kind, data: emit(kind, **data)
+    )
 
 
 def initial_state(base_model: str) -> RoundState:
@@ -87,8 +92,14 @@ def initial_state(base_model: str) -> RoundState:
 
 
 def build_round_graph(deps: RoundDeps, *, checkpointer: Any = None):
-    """Compile the round graph over ``deps``."""
-    rounds = deps.config.loop.rounds
+    """Compile the round graph over ``deps``.
+
+    ``deps.config.loop.rounds`` is read after every round, so a budget change
+    made while the graph runs takes effect at the next round boundary. With
+    ``loop.require_approval`` the gate interrupts the graph (LangGraph
+    ``interrupt``) before promoting and resumes with an ``ApprovalDecision``
+    dump: ``graph.invoke(Command(resume=decision.model_dump()), thread)``.
+    """
 
     def baseline(state: RoundState) -> RoundState:
         start = time.perf_counter()
@@ -115,6 +126,7 @@ def build_round_graph(deps: RoundDeps, *, checkpointer: Any = None):
         }
 
     def collect(state: RoundState) -> RoundState:
+        deps.on_event("round_started", {"round": state["round"], "incumbent": state["incumbent"]})
         model = deps.load_model(state["incumbent"])
         tasks, chosen = choose_tasks(deps, state["round"])
         counts = chosen | deps.collect(model, tasks, state["round"])
@@ -178,6 +190,9 @@ def build_round_graph(deps: RoundDeps, *, checkpointer: Any = None):
                 f"{len(decision.negative_flips)} negative and "
                 f"{len(decision.positive_flips)} positive flips",
             ]
+            if promote and deps.config.loop.require_approval:
+                promote, answer = _ask_operator(state, metrics, eval_metrics(before), reasons)
+                reasons.append(answer)
         record = RoundRecord(
             round=state["round"],
             promoted=promote,
@@ -211,7 +226,7 @@ def build_round_graph(deps: RoundDeps, *, checkpointer: Any = None):
         return {}
 
     def next_step(state: RoundState) -> Literal["collect", "__end__"]:
-        return "collect" if state["round"] <= rounds else END
+        return "collect" if state["round"] <= deps.config.loop.rounds else END
 
     def after_train(state: RoundState) -> Literal["evaluate", "gate"]:
         return "evaluate" if state.get("candidate") else "gate"
@@ -236,6 +251,24 @@ def build_round_graph(deps: RoundDeps, *, checkpointer: Any = None):
     graph.add_edge("gate", "report")
     graph.add_conditional_edges("report", next_step)
     return graph.compile(checkpointer=checkpointer)
+
+
+def _ask_operator(
+    state: RoundState, candidate: dict[str, float], incumbent: dict[str, float], reasons: list[str]
+) -> tuple[bool, str]:
+    """Pause the graph until a human approves or rejects the promotion; (promote, reason)."""
+    request = ApprovalRequest(
+        round=state["round"],
+        candidate=state.get("candidate"),
+        incumbent=state["incumbent"],
+        candidate_metrics=candidate,
+        incumbent_metrics=incumbent,
+        reasons=list(reasons),
+    )
+    decision = ApprovalDecision.model_validate(interrupt(request.model_dump()))
+    verb = "approved" if decision.approve else "rejected"
+    note = f": {decision.note}" if decision.note else ""
+    return decision.approve, f"promotion {verb} by {decision.by}{note}"
 
 
 def _timed(stage: str, node: Callable[[RoundState], RoundState]) -> Callable:

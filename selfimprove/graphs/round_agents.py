@@ -6,6 +6,8 @@
   pool: at random, or with ``loop.curriculum`` skipping tasks the student always or
   never solved in earlier rounds. The number of tasks per round stays the same, so
   switching an agent on does not buy extra compute.
+  Tasks an operator queued (``Run.add_tasks``, ``added_tasks.jsonl``) join the pool;
+  those the student never tried go first, in the same share as augmented ones.
 - ``augment``: LLM2LLM / S3: new tasks near the ones the student failed this round
   (teacher-written, else programmatic variants of built-in tasks), each verified
   solvable and checked against the held-out and guard tasks; saved as
@@ -48,11 +50,27 @@ def augmented_tasks(out_dir: Path, before_round: int) -> dict[int, list[Task]]:
 
 
 def task_pool(deps: RoundDeps, earlier: dict[int, list[Task]]) -> dict[str, Task]:
-    """The run's training tasks by id: the configured ones, then those augmentation wrote."""
+    """The run's training tasks by id: the configured ones, those augmentation wrote,
+    then those an operator added."""
+    from selfimprove.runs import added_tasks
+
     pool = {t.id: t for t in deps.task_set.train}
     for tasks in earlier.values():
         pool |= {t.id: t for t in tasks}
+    pool |= {t.id: t for t in added_tasks(deps.out_dir) if t.id not in pool}
     return pool
+
+
+def _untried(deps: RoundDeps, round: int) -> list[Task]:
+    """Operator-added tasks the student has not attempted before ``round``."""
+    from selfimprove.runs import added_tasks
+
+    added = added_tasks(deps.out_dir)
+    if not added:
+        return []
+    where = {"$and": [{"kind": "attempt"}, {"task_id": {"$in": [t.id for t in added]}}]}
+    tried = {e.task_id for e in deps.store.find(where) if e.round < round}
+    return [t for t in added if t.id not in tried]
 
 
 def choose_tasks(deps: RoundDeps, round: int) -> tuple[list[Task], dict[str, int]]:
@@ -61,11 +79,14 @@ def choose_tasks(deps: RoundDeps, round: int) -> tuple[list[Task], dict[str, int
     earlier = augmented_tasks(deps.out_dir, round)
     k = loop.tasks_per_round
     room = loop.augment_max if k is None else min(loop.augment_max, k // 2)
-    fresh = earlier.get(round - 1, [])[:room]
+    queued = _untried(deps, round)[:room]
+    fresh = queued + earlier.get(round - 1, [])[: room - len(queued)]
     fresh_ids = {t.id for t in fresh}
     pool = [t for t in task_pool(deps, earlier).values() if t.id not in fresh_ids]
     wanted = None if k is None else k - len(fresh)
-    counts: dict[str, int] = {"tasks/augmented": len(fresh)} if loop.augment else {}
+    counts: dict[str, int] = {"tasks/augmented": len(fresh) - len(queued)} if loop.augment else {}
+    if queued:
+        counts["tasks/added"] = len(queued)
     if loop.curriculum:
         records = task_records(deps.store, {t.id for t in pool}, before_round=round)
         drawn, skipped = select_tasks(

@@ -115,14 +115,7 @@ class LiteLLMModel:
         Raises:
             ModelError: ``api_key_env`` names a variable that is unset or empty.
         """
-        api_key = None
-        if config.api_key_env:
-            api_key = secret(config.api_key_env)
-            if api_key is None:
-                raise ModelError(
-                    f"model {config.model!r} reads its API key from ${config.api_key_env}, which "
-                    f"is unset or empty; export {config.api_key_env}=... or remove api_key_env"
-                )
+        api_key = api_key_from(config)
         return cls(
             config.model,
             api_base=config.api_base,
@@ -348,3 +341,20 @@ def _split_tokens(total: int, weights: list[int]) -> list[int]:
     for i in leftovers[: total - sum(tokens)]:
         tokens[i] += 1
     return tokens
+
+
+def api_key_from(config: Any) -> str | None:
+    """The API key named by ``config.api_key_env`` (None when no variable is named).
+
+    Raises:
+        ModelError: the named variable is unset or empty.
+    """
+    if not config.api_key_env:
+        return None
+    api_key = secret(config.api_key_env)
+    if api_key is None:
+        raise ModelError(
+            f"model {config.model!r} reads its API key from ${config.api_key_env}, which "
+            f"is unset or empty; export {config.api_key_env}=... or remove api_key_env"
+        )
+    return api_key

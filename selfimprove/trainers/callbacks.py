@@ -35,6 +35,8 @@ from rich.progress import (
 from transformers import TrainerCallback
 from transformers.utils import logging as hf_logging
 
+from selfimprove.events import emit
+
 logger = logging.getLogger(__name__)
 
 
@@ -95,6 +97,13 @@ class StepLog(TrainerCallback):
         entry.update({k: float(v) for k, v in logs.items() if isinstance(v, int | float)})
         self.history.append(entry)
         loss = entry["loss"]
+        emit(
+            "training_step",
+            stage=self.stage,
+            step=state.global_step,
+            total=state.max_steps,
+            loss=loss,
+        )
         logger.info("%s step %d/%d loss %.4f", self.stage, state.global_step, state.max_steps, loss)
         if not math.isfinite(loss):
             logger.warning("%s step %d: the loss is %r", self.stage, state.global_step, loss)

@@ -32,6 +32,8 @@ def test_run_prints_the_rounds_and_the_gate_decisions(tmp_path):
         assert column in result.output
     assert "baseline" in result.output
     assert f"round 1: {report['rounds'][1]['reasons'][0]}" in result.output
+    # the run's event stream, one line per event an operator acts on
+    assert "round 1 from" in result.output and "round 1 gate: " in result.output
     again = CliRunner().invoke(app, ["run", config])
     assert again.exit_code == 2 and "--resume" in again.output
     resumed = CliRunner().invoke(app, ["run", config, "--resume"])

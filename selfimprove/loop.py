@@ -1,0 +1,337 @@
+"""Running the round graph under an operator's control.
+
+``run_loop(config)`` builds the real parts (student, sandbox, store, trainer) and
+hands the compiled round graph to ``drive``, which streams it step by step and,
+between steps (each one checkpointed in ``checkpoints.sqlite``):
+
+- appends the run's events to ``events.jsonl`` (``selfimprove.events``);
+- applies ``control.json`` (``selfimprove.control``): a new ``rounds`` or
+  ``tasks_per_round`` budget, ``require_approval`` switched on or off, ``paused`` (waits, state saved), ``stop`` (returns;
+  ``resume=True`` continues from the same step);
+- answers the gate's approval interrupt (``loop.require_approval``): writes
+  ``approval.json``, waits for ``decisions/round-N.json`` and resumes the graph
+  with it.
+
+One process runs a run folder at a time (``run.lock``); a second gets
+``RunStateError``. ``start_loop`` runs the same in a background thread and
+returns a ``LoopHandle``.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Literal
+
+from langgraph.types import Command
+
+from selfimprove.config import Config
+from selfimprove.control import ApprovalRequest, RunControl
+from selfimprove.eval.report import RoundRecord, read_report
+from selfimprove.events import EventLog, listening
+from selfimprove.files import write_text_atomic
+
+Outcome = Literal["finished", "stopped"]
+THREAD = {"configurable": {"thread_id": "run"}}
+POLL_S = 0.5
+
+
+class RunStateError(RuntimeError):
+    """A run folder is in a state the requested action cannot start from."""
+
+
+def run_loop(
+    config: Config,
+    *,
+    resume: bool = False,
+    show_progress: bool = True,
+    on_event: Callable[[str, dict[str, Any]], None] | None = None,
+) -> list[RoundRecord]:
+    """Run the gated improvement loop; return the report's rounds (round 0 is the baseline).
+
+    State is checkpointed in ``<loop.out_dir>/checkpoints.sqlite`` after every step;
+    ``resume=True`` continues an interrupted or stopped run where it stopped, or a
+    finished one whose ``loop.rounds`` was raised. ``on_event(kind, data)`` sees
+    every event of the run as it happens.
+
+    Raises:
+        RunStateError: a run already exists in ``out_dir`` (and ``resume`` is False),
+            there is nothing to resume, or another process is running it.
+    """
+    from langgraph.checkpoint.sqlite import SqliteSaver
+
+    from selfimprove.graphs.round import build_round_graph, initial_state
+    from selfimprove.models.student import resolve_model_path
+
+    if config.student.backend != "transformers":
+        raise RunStateError(
+            f"the loop trains the student, so student.backend must be 'transformers', "
+            f"got {config.student.backend!r}; serve the promoted model through litellm instead"
+        )
+    out = Path(config.loop.out_dir)
+    db = out / "checkpoints.sqlite"
+    if db.exists() and not resume:
+        raise RunStateError(
+            f"a run already exists in {str(out)!r}; pass --resume or pick another --out"
+        )
+    if resume and not db.exists():
+        raise RunStateError(f"nothing to resume in {str(out)!r}: no checkpoints.sqlite there")
+    out.mkdir(parents=True, exist_ok=True)
+    with run_lock(out), real_deps(config, show_progress) as deps:
+        write_text_atomic(out / "config.json", config.model_dump_json(indent=2) + "\n")
+        conn = sqlite3.connect(db, check_same_thread=False)
+        try:
+            graph = build_round_graph(deps, checkpointer=SqliteSaver(conn))
+            start = None if resume else initial_state(resolve_model_path(config.student.model))
+            drive(graph, start, config, on_event=on_event)
+        finally:
+            conn.close()
+    return read_report(out / "report.json")
+
+
+@contextmanager
+def real_deps(config: Config, show_progress: bool) -> Iterator[Any]:
+    """The round graph's parts for ``config``: the student, sandbox, store, trainer."""
+    from selfimprove.api import store_config
+    from selfimprove.graphs.collect import make_collector
+    from selfimprove.graphs.round import RoundDeps
+    from selfimprove.memory import open_store, open_workflows
+    from selfimprove.models import load_model
+    from selfimprove.sandbox import SandboxPool
+    from selfimprove.tasks import Grader, load_task_set
+    from selfimprove.trainers import train_round
+
+    task_set = load_task_set(config.tasks)
+    store = open_store(store_config(config))
+    loop = config.loop
+    settings = collect_settings(config, show_progress=show_progress)
+    teacher = load_model(config.teacher) if config.teacher.model else None
+    workflows = open_workflows(store) if loop.workflows else None
+
+    def load(path: str):
+        return load_model(config.student.model_copy(update={"model": path}))
+
+    with SandboxPool(config.sandbox) as sandbox:
+        grader = Grader(sandbox)
+        yield RoundDeps(
+            config=config,
+            task_set=task_set,
+            store=store,
+            grader=grader,
+            load_model=load,
+            collect=make_collector(grader, store, settings, teacher=teacher, workflows=workflows),
+            train=train_round,
+            out_dir=Path(config.loop.out_dir),
+            show_progress=show_progress,
+            teacher=teacher,
+            workflows=workflows,
+        )
+
+
+def collect_settings(config: Config, *, show_progress: bool = False) -> Any:
+    """The collect graph's ``CollectSettings`` for ``config`` (its ``loop`` switches)."""
+    from selfimprove.graphs.collect import CollectSettings
+
+    loop = config.loop
+    return CollectSettings(
+        samples_per_task=loop.samples_per_task,
+        temperature=config.student.temperature,
+        seed=config.student.seed,
+        self_debug=loop.self_debug,
+        debug_turns=loop.debug_turns,
+        inject_errors=loop.inject_errors,
+        retrieve_k=loop.retrieve_k,
+        self_edit=loop.self_edit,
+        self_review=loop.self_review,
+        critic=loop.critic,
+        critic_samples=loop.critic_samples,
+        workflows=loop.workflows,
+        workflow_min_uses=loop.workflow_min_uses,
+        show_progress=show_progress,
+    )
+
+
+def drive(
+    graph: Any,
+    start: dict[str, Any] | None,
+    config: Config,
+    *,
+    on_event: Callable[[str, dict[str, Any]], None] | None = None,
+) -> Outcome:
+    """Stream ``graph`` (checkpointed) to its end under ``control.json``; see the module doc.
+
+    ``start`` is the initial state, or None to continue the checkpointed thread.
+    ``config`` is the run's config; budget changes are written into it.
+    """
+    out = Path(config.loop.out_dir)
+    log, control = EventLog(out / "events.jsonl"), RunControl(out)
+    control.update(stop=False)  # a stop asked of an earlier process is done
+    with log.capture(), listening(on_event) if on_event else _nothing():
+        log.emit("run_started", resume=start is None, rounds=config.loop.rounds, pid=os.getpid())
+        try:
+            outcome = _drive(graph, start, config, log, control)
+        except BaseException as exc:
+            log.emit("run_failed", error=f"{type(exc).__name__}: {exc}"[:2000])
+            raise
+        if outcome == "stopped":
+            log.emit("stopped")
+        else:
+            log.emit("run_finished")
+    return outcome
+
+
+def _drive(graph: Any, start: Any, config: Config, log: EventLog, control: RunControl) -> Outcome:
+    if start is None:
+        snapshot = graph.get_state(THREAD)
+        if not snapshot.next and not snapshot.interrupts and snapshot.values:
+            # finished before: continue only if the budget now asks for more rounds
+            _apply(control.read(), config, log)
+            if snapshot.values.get("round", 0) > config.loop.rounds:
+                return "finished"
+            graph.update_state(THREAD, None, as_node="report")
+    while True:
+        for _ in graph.stream(start, THREAD, stream_mode="updates"):
+            if _checkpoint(config, log, control) == "stop":
+                return "stopped"
+        start = None
+        snapshot = graph.get_state(THREAD)
+        if not snapshot.interrupts:
+            return "finished"
+        request = ApprovalRequest.model_validate(snapshot.interrupts[0].value)
+        decision = control.decision(request.round)
+        if decision is None:
+            control.request(request)
+            log.emit("approval_requested", **request.model_dump())
+            while (decision := control.decision(request.round)) is None:
+                if control.read().stop:
+                    return "stopped"
+                time.sleep(POLL_S)
+        control.clear_request()
+        log.emit("approval", **decision.model_dump())
+        start = Command(resume=decision.model_dump())
+
+
+def _checkpoint(config: Config, log: EventLog, control: RunControl) -> Literal["go", "stop"]:
+    """Between two steps: apply budgets, wait while paused, say whether to stop."""
+    wanted = control.read()
+    _apply(wanted, config, log)
+    if wanted.paused and not wanted.stop:
+        log.emit("paused")
+        while (wanted := control.read()).paused and not wanted.stop:
+            time.sleep(POLL_S)
+        _apply(wanted, config, log)
+        if not wanted.stop:
+            log.emit("resumed")
+    return "stop" if wanted.stop else "go"
+
+
+def _apply(wanted: Any, config: Config, log: EventLog) -> None:
+    loop = config.loop
+    changed = {}
+    if wanted.rounds is not None and wanted.rounds != loop.rounds:
+        changed["rounds"] = loop.rounds = wanted.rounds
+    if wanted.tasks_per_round is not None and wanted.tasks_per_round != loop.tasks_per_round:
+        changed["tasks_per_round"] = loop.tasks_per_round = wanted.tasks_per_round
+    if wanted.require_approval is not None and wanted.require_approval != loop.require_approval:
+        changed["require_approval"] = loop.require_approval = wanted.require_approval
+    if changed:
+        log.emit("budget", **changed)
+
+
+@contextmanager
+def _nothing() -> Iterator[None]:
+    yield
+
+
+@contextmanager
+def run_lock(out: Path) -> Iterator[None]:
+    """Hold ``<out>/run.lock`` while the run goes on; another holder means another process."""
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "run.lock"
+    with path.open("a+") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            pid = lock.read().strip() or "?"
+            raise RunStateError(
+                f"another process (pid {pid}) is running {str(out)!r}; "
+                "steer it from `selfimprove console`, or wait for it to finish"
+            ) from None
+        lock.seek(0)
+        lock.truncate()
+        lock.write(str(os.getpid()))
+        lock.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def is_running(out: str | Path) -> bool:
+    """Whether some process holds the run folder's ``run.lock`` now."""
+    path = Path(out) / "run.lock"
+    if not path.exists():
+        return False
+    with path.open("a+") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(lock, fcntl.LOCK_UN)
+        return False
+
+
+class LoopHandle:
+    """A loop running in a background thread of this process (``start_loop``)."""
+
+    def __init__(self, target: Callable[[], Any], out_dir: Path) -> None:
+        self.out_dir = out_dir
+        self.control = RunControl(out_dir)
+        self.result: Any = None
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(target,), daemon=True)
+        self._thread.start()
+
+    def _run(self, target: Callable[[], Any]) -> None:
+        try:
+            self.result = target()
+        except BaseException as exc:  # reported through .error and wait()
+            self.error = exc
+
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive()
+
+    def wait(self, timeout: float | None = None) -> Any:
+        """Block until the loop ends; return its rounds, or raise what it raised."""
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            raise TimeoutError(f"the loop in {str(self.out_dir)!r} is still running")
+        if self.error is not None:
+            raise self.error
+        return self.result
+
+    def pause(self) -> None:
+        self.control.update(paused=True)
+
+    def resume(self) -> None:
+        self.control.update(paused=False)
+
+    def stop(self) -> None:
+        """Stop after the current step (state saved; ``resume=True`` continues)."""
+        self.control.update(stop=True)
+
+
+def start_loop(config: Config, *, resume: bool = False, show_progress: bool = False) -> LoopHandle:
+    """``run_loop`` in a background thread; steer it through the handle or the run folder."""
+    return LoopHandle(
+        lambda: run_loop(config, resume=resume, show_progress=show_progress),
+        Path(config.loop.out_dir),
+    )
