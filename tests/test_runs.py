@@ -24,7 +24,10 @@ def _until(run, predicate, timeout=30.0):
 
 
 def test_a_promotion_waits_for_the_operator_and_follows_the_decision(tmp_path):
-    handle = start_scripted_run(tmp_path, rounds=3, require_approval=True)
+    seen = []
+    handle = start_scripted_run(
+        tmp_path, rounds=3, require_approval=True, on_event=lambda k, d: seen.append((k, d))
+    )
     run = Run(tmp_path)
     status = _until(run, lambda s: s.state == "awaiting_approval")
     request = status.pending_approval
@@ -43,6 +46,9 @@ def test_a_promotion_waits_for_the_operator_and_follows_the_decision(tmp_path):
     assert rounds[3].reasons[-1] == "promotion rejected by operator: hold on"
     kinds = [e.kind for e in run.events()]
     assert kinds.count("approval_requested") == 2 and kinds.count("approval") == 2
+    # the in-process listener (what the CLI prints from) hears the same stream
+    assert [k for k, _ in seen] == kinds
+    assert [d["round"] for k, d in seen if k == "approval"] == [1, 3]
     assert run.status().state == "finished"
     assert not (tmp_path / "approval.json").exists()
 

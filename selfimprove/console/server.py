@@ -14,7 +14,9 @@ origins cannot call it from a browser. Routes, by tag:
   events, resumable with ``Last-Event-ID``);
 - control: ``POST /api/control/pause|resume|stop``, ``/api/budget``,
   ``/api/approval``, ``/api/tasks``, ``/api/loop/start``;
-- agents: ``POST /api/verify``, ``/api/inject``, ``/api/workflows/induce``, ``/api/chat``.
+- agents: ``POST /api/verify``, ``/api/inject``, ``/api/workflows/induce``, and with
+  the run's student (or teacher), loaded on first use: ``/api/generate``,
+  ``/api/critique``, ``/api/debug``; ``/api/chat`` for the operator.
 
 Errors are ``{"detail": "..."}``: 401 without the token, 404 for a round or
 example that is not there, 409 when the run's state forbids the action (no run
@@ -38,16 +40,22 @@ from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
+from selfimprove.agents.critic import Critique
+from selfimprove.agents.debug import DebugTrajectory
 from selfimprove.agents.injection import Injection
 from selfimprove.agents.workflows import Workflow
 from selfimprove.config import Config
 from selfimprove.console.auth import COOKIE, LOGIN_PATH, TokenAuth, token_matches
 from selfimprove.console.schemas import (
+    ERROR_RESPONSES,
     ApprovalRequestBody,
     ApprovalRequiredBody,
     BudgetRequest,
     ChatReply,
     ChatRequest,
+    CritiqueRequest,
+    DebugRequest,
+    GenerateRequest,
     InduceRequest,
     InjectRequest,
     LoopStarted,
@@ -62,7 +70,7 @@ from selfimprove.events import Event
 from selfimprove.loop import LoopHandle, RunStateError, is_running
 from selfimprove.models.base import ModelError
 from selfimprove.runs import ExampleView, Run, RunError, RunStatus
-from selfimprove.types import Example, ExampleKind, Verdict
+from selfimprove.types import Attempt, Example, ExampleKind, Verdict
 
 MAX_BODY_BYTES = 64 * 1024 * 1024
 EXAMPLE_ID = r"^[A-Za-z0-9_:.\-]{1,200}$"
@@ -86,6 +94,19 @@ class _Console:
     )
     _operator: Any = None
     _operator_lock: threading.Lock = field(default_factory=threading.Lock)
+    _models: dict[str, Any] = field(default_factory=dict)
+    _model_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def model(self, which: str) -> Any:
+        """The run's student or teacher, loaded on first use and kept (one call at a time)."""
+        from selfimprove.models import load_model
+
+        config = self.run_config()
+        if which == "teacher" and not config.teacher.model:
+            raise HTTPException(409, "the run has no teacher (config.teacher.model is null)")
+        if which not in self._models:
+            self._models[which] = load_model(getattr(config, which))
+        return self._models[which]
 
     def require_run(self) -> None:
         """409 unless the loop has written the run's config (the store needs it)."""
@@ -139,6 +160,7 @@ def create_app(
         title="selfimprove console",
         summary=f"Read and steer the run in {str(run_dir)!r}",
         max_body_size=MAX_BODY_BYTES,
+        responses=ERROR_RESPONSES,
     )
     app.state.console = console
     app.add_middleware(TokenAuth, token=token)
@@ -393,6 +415,54 @@ def _add_agent_routes(app: FastAPI, console: _Console) -> None:
             )
         except ValueError as exc:
             raise HTTPException(422, str(exc)) from None
+
+    @app.post("/api/generate", tags=["agents"])
+    def generate(body: GenerateRequest) -> list[Attempt]:
+        """``n`` answers per task from the run's student (or teacher), each graded."""
+        from selfimprove import api
+
+        with console._model_lock, console.sandbox_slots:
+            model = console.model(body.model)
+            return api.generate(
+                model, body.tasks, n=body.n, temperature=body.temperature, seed=body.seed
+            )
+
+    @app.post("/api/critique", tags=["agents"])
+    def critique(body: CritiqueRequest) -> list[Critique]:
+        """A structured critique of each answer (advice: the verifier decides)."""
+        from selfimprove.agents import critique
+
+        with console._model_lock:
+            model = console.model(body.model)
+            return critique(model, body.tasks, body.answers, max_tokens=body.max_tokens)
+
+    @app.post("/api/debug", tags=["agents"])
+    def debug(body: DebugRequest) -> list[DebugTrajectory]:
+        """Grade each completion; fix the failed ones from the verifier's feedback."""
+        from selfimprove.agents import self_debug
+        from selfimprove.sandbox import SandboxPool
+        from selfimprove.tasks import Grader
+
+        with console._model_lock, console.sandbox_slots, SandboxPool() as pool:
+            model = console.model(body.model)
+            grader = Grader(pool)
+            verdicts = grader.grade(body.tasks, body.completions)
+            failed = [i for i, v in enumerate(verdicts) if not v.passed]
+            fixed = self_debug(
+                model,
+                grader,
+                [body.tasks[i] for i in failed],
+                [body.completions[i] for i in failed],
+                [verdicts[i] for i in failed],
+                turns=body.turns,
+            )
+            found = [  # an answer that passes needs no fix: a trajectory with no turns
+                DebugTrajectory(task_id=t.id, failed=c, verdict=v)
+                for t, c, v in zip(body.tasks, body.completions, verdicts, strict=True)
+            ]
+            for i, trajectory in zip(failed, fixed, strict=True):
+                found[i] = trajectory
+            return found
 
     @app.post("/api/chat", tags=["agents"])
     def chat(body: ChatRequest) -> ChatReply:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import gradio as gr
@@ -80,15 +81,7 @@ def build_console(run: Run, operator: Any) -> gr.Blocks:
                     send = gr.Button("Send", scale=1, elem_id="chat-send")
             with gr.Tab("Rounds", id="rounds"):
                 rounds_table = gr.Dataframe(rounds_frame(run), elem_id="rounds", interactive=False)
-                plot = gr.LinePlot(
-                    accuracy_frame(run),
-                    x="round",
-                    y="pass@1",
-                    color="set",
-                    title="Held-out pass@1 per round",
-                    y_lim=[0, 1],
-                    elem_id="accuracy",
-                )
+                plot = accuracy_plot(run)
             with gr.Tab("Examples", id="examples"):
                 with gr.Row():
                     kind = gr.Dropdown(EXAMPLE_KINDS, value="any", label="kind")
@@ -107,7 +100,12 @@ def build_console(run: Run, operator: Any) -> gr.Blocks:
                     pause = gr.Button("Pause", elem_id="pause")
                     resume = gr.Button("Resume", elem_id="resume")
                     stop = gr.Button("Stop after this step", variant="stop", elem_id="stop")
-                    budget = gr.Number(label="rounds budget", precision=0, minimum=0)
+                    budget = gr.Number(
+                        value=run.status().rounds_planned,
+                        label="rounds budget",
+                        precision=0,
+                        minimum=0,
+                    )
                     set_budget = gr.Button("Set")
                 control_note = gr.Markdown()
                 events = gr.Dataframe(events_frame(run), elem_id="events", interactive=False)
@@ -133,8 +131,9 @@ def build_console(run: Run, operator: Any) -> gr.Blocks:
                 gr.update(visible=pending is not None),
                 approval_markdown(pending) if pending else "",
                 rounds_frame(run),
-                accuracy_frame(run),
+                accuracy_plot(run),
                 events_frame(run),
+                asks_approval(run),
             )
 
         def decide(approve_it: bool, text: str) -> tuple[str, str]:
@@ -160,7 +159,7 @@ def build_console(run: Run, operator: Any) -> gr.Blocks:
         ask.input(lambda on: _control_line(run.require_approval(on)), ask, control_note)
         message.submit(chat, [message, chatbot], [message, chatbot])
         send.click(chat, [message, chatbot], [message, chatbot])
-        outputs = [status, approval, approval_text, rounds_table, plot, events]
+        outputs = [status, approval, approval_text, rounds_table, plot, events, ask]
         gr.Timer(REFRESH_S).tick(refresh, None, outputs)
         approve.click(lambda t: decide(True, t), note, [decided, note]).then(refresh, None, outputs)
         reject.click(lambda t: decide(False, t), note, [decided, note]).then(refresh, None, outputs)
@@ -183,7 +182,7 @@ def _greeting(run: Run, operator: Any) -> str:
     return (
         f"Watching **{run.out_dir}**. {chat} slash commands: `/status`, `/rounds`, "
         "`/failures N`, `/example ID`, `/search TEXT`, `/approve`, `/reject`, `/pause`, "
-        "`/resume`, `/budget rounds=N`, `/help`."
+        "`/resume`, `/budget rounds=N`, `/approval on|off`, `/help`."
     )
 
 
@@ -230,7 +229,8 @@ def status_markdown(run: Run) -> str:
 def approval_markdown(pending: Any) -> str:
     """The pending promotion: incumbent and candidate metrics side by side, the gate's reasons."""
     rows = ["| metric | incumbent | candidate | change |", "|---|---:|---:|---:|"]
-    for name in sorted(pending.candidate_metrics):
+    names = sorted(pending.candidate_metrics, key=lambda n: (n != "heldout_pass_at_1", n))
+    for name in names:
         new = pending.candidate_metrics[name]
         old = pending.incumbent_metrics.get(name)
         change = f"{(new - old) * 100:+.1f} pts" if old is not None else ""
@@ -238,10 +238,19 @@ def approval_markdown(pending: Any) -> str:
         rows.append(f"| {name} | {shown_old} | {new:.1%} | {change} |")
     reasons = "\n".join(f"- {r}" for r in pending.reasons)
     return (
-        f"### Round {pending.round}: promote `{pending.candidate}`?\n"
-        f"The gate would promote it over `{pending.incumbent}`; the loop waits for you.\n\n"
-        + "\n".join(rows)
-        + f"\n\n{reasons}"
+        f"### Round {pending.round}: promote `{_short(pending.candidate)}`?\n"
+        f"The gate would promote it over `{_short(pending.incumbent)}`; "
+        "the loop waits for you.\n\n" + "\n".join(rows) + f"\n\n{reasons}"
+    )
+
+
+def _short(path: str | None) -> str:
+    """A model folder as ``round-1/model`` (inside the run) or its last part."""
+    parts = Path(path or "").parts
+    return (
+        "/".join(parts[-2:])
+        if len(parts) > 1 and parts[-2].startswith("round-")
+        else (parts[-1] if parts else "")
     )
 
 
@@ -268,16 +277,33 @@ def rounds_frame(run: Run) -> pd.DataFrame:
 
 
 def accuracy_frame(run: Run) -> pd.DataFrame:
-    """Held-out pass@1 of every round's candidate, and of the promoted model after it."""
+    """Held-out pass@1 of every round's candidate, and of the promoted model after it.
+
+    Rounds are labels ("0", "1", ...), so the axis shows whole rounds.
+    """
     rows, best = [], None
     for r in run.rounds():
         score = r.metrics.get("heldout_pass_at_1", 0.0)
-        rows.append({"round": r.round, "pass@1": score, "set": "candidate"})
+        rows.append({"round": str(r.round), "pass@1": score, "model": "candidate"})
         if r.promoted:
             best = score
         if best is not None:
-            rows.append({"round": r.round, "pass@1": best, "set": "promoted"})
-    return pd.DataFrame(rows, columns=["round", "pass@1", "set"])
+            rows.append({"round": str(r.round), "pass@1": best, "model": "promoted"})
+    return pd.DataFrame(rows, columns=["round", "pass@1", "model"])
+
+
+def accuracy_plot(run: Run) -> gr.LinePlot:
+    frame = accuracy_frame(run)
+    return gr.LinePlot(
+        frame,
+        x="round",
+        y="pass@1",
+        color="model",
+        sort=list(dict.fromkeys(frame["round"])),  # round order, not string order
+        title="Held-out pass@1 per round",
+        y_lim=[0, 1],
+        elem_id="accuracy",
+    )
 
 
 def events_frame(run: Run, last: int = 30) -> pd.DataFrame:

@@ -114,6 +114,7 @@ def start_scripted_run(
     require_approval: bool = False,
     step_s: float = 0.0,
     resume: bool = False,
+    on_event: Any = None,
 ) -> LoopHandle:
     """Run the scripted loop in a background thread (see the module docstring)."""
     from langgraph.checkpoint.sqlite import SqliteSaver
@@ -145,7 +146,8 @@ def start_scripted_run(
             conn = sqlite3.connect(out / "checkpoints.sqlite", check_same_thread=False)
             try:
                 graph = build_round_graph(deps, checkpointer=SqliteSaver(conn))
-                return drive(graph, None if resume else initial_state("base"), config)
+                start = None if resume else initial_state("base")
+                return drive(graph, start, config, on_event=on_event)
             finally:
                 conn.close()
 

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from selfimprove.config import ConsoleConfig
+from selfimprove.config import Config, ConsoleConfig
 from selfimprove.console.auth import COOKIE, TokenError, resolve_token, token_path
 from selfimprove.console.server import create_app
 from selfimprove.tasks import builtin_tasks
@@ -303,7 +303,11 @@ def test_bad_payloads_get_422_naming_the_field(client: TestClient) -> None:
     too_many = {"tasks": code * 129, "completions": ["x"] * 258}
     assert field_of(client.post("/api/verify", json=too_many))[:2] == ["body", "tasks"]
     empty_budget = client.post("/api/budget", json={})
-    assert empty_budget.status_code == 422 and "rounds" in empty_budget.json()["detail"]
+    assert empty_budget.status_code == 422
+    assert "give rounds and/or tasks_per_round" in empty_budget.json()["detail"][0]["msg"]
+    # strict types: false is not 0 rounds, "3" is not 3 (either would silently change the run)
+    assert field_of(client.post("/api/budget", json={"rounds": False})) == ["body", "rounds"]
+    assert field_of(client.post("/api/budget", json={"rounds": "3"})) == ["body", "rounds"]
 
 
 def test_approval_promotes_the_pending_round_and_409_when_nothing_waits(tmp_path: Path) -> None:
@@ -437,3 +441,29 @@ def test_chat_answers_slash_commands_without_a_model(client: TestClient) -> None
     reply = client.post("/api/chat", json={"message": "/status"})
     assert reply.status_code == 200 and "finished" in reply.json()["reply"]
     assert client.post("/api/chat", json={"message": ""}).status_code == 422
+
+
+def test_model_agents_run_the_runs_own_student(tmp_path: Path) -> None:
+    from selfimprove.testing import tiny_model
+
+    config = Config()
+    config.student.model = str(tiny_model())
+    config.student.max_new_tokens = 8
+    client = _client(tmp_path / "empty", config=config)  # no run yet: the given config's student
+    tasks = [t.model_dump(mode="json") for t in builtin_tasks("arithmetic", split="heldout", n=2)]
+    attempts = client.post("/api/generate", json={"tasks": tasks, "n": 2})
+    assert attempts.status_code == 200, attempts.text
+    assert len(attempts.json()) == 4 and all("verdict" in a for a in attempts.json())
+    teacher = client.post("/api/generate", json={"tasks": tasks, "model": "teacher"})
+    assert teacher.status_code == 409 and "no teacher" in teacher.json()["detail"]
+    critiques = client.post("/api/critique", json={"tasks": tasks[:1], "answers": ["7"]})
+    assert critiques.status_code == 200 and critiques.json()[0]["task_id"] == tasks[0]["id"]
+    code = builtin_tasks("code", split="heldout", n=2)
+    body = {
+        "tasks": [t.model_dump(mode="json") for t in code],
+        "completions": [code[0].reference, "def nothing(): pass"],
+        "turns": 1,
+    }
+    debugged = client.post("/api/debug", json=body).json()
+    assert debugged[0]["verdict"]["passed"] and debugged[0]["turns"] == []  # nothing to fix
+    assert not debugged[1]["verdict"]["passed"] and len(debugged[1]["turns"]) == 1
