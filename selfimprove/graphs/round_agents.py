@@ -29,6 +29,7 @@ from selfimprove.files import write_text_atomic
 from selfimprove.memory.curate import curate
 from selfimprove.memory.decontaminate import check_tasks_decontaminated
 from selfimprove.memory.embeddings import make_embeddings
+from selfimprove.runs import added_tasks
 from selfimprove.tasks.curriculum import select_tasks, task_records
 from selfimprove.types import Example, Task
 
@@ -52,8 +53,6 @@ def augmented_tasks(out_dir: Path, before_round: int) -> dict[int, list[Task]]:
 def task_pool(deps: RoundDeps, earlier: dict[int, list[Task]]) -> dict[str, Task]:
     """The run's training tasks by id: the configured ones, those augmentation wrote,
     then those an operator added."""
-    from selfimprove.runs import added_tasks
-
     pool = {t.id: t for t in deps.task_set.train}
     for tasks in earlier.values():
         pool |= {t.id: t for t in tasks}
@@ -63,8 +62,6 @@ def task_pool(deps: RoundDeps, earlier: dict[int, list[Task]]) -> dict[str, Task
 
 def _untried(deps: RoundDeps, round: int) -> list[Task]:
     """Operator-added tasks the student has not attempted before ``round``."""
-    from selfimprove.runs import added_tasks
-
     added = added_tasks(deps.out_dir)
     if not added:
         return []
