@@ -1,8 +1,13 @@
 """The project's graphs for LangGraph's dev server and Studio (``langgraph.json``).
 
-    pip install "langgraph-cli[inmem]"
-    langgraph dev                                   # Studio on round, collect and operator
-    SELFIMPROVE_CONFIG=run.yaml langgraph dev       # a run config instead of the demo's
+    pip install "langgraph-cli[inmem]"              # not a dependency of selfimprove
+    langgraph dev --allow-blocking                  # Studio on round, collect and operator
+    SELFIMPROVE_CONFIG=run.yaml langgraph dev --allow-blocking   # a run config, not the demo's
+
+``--allow-blocking``: the factories open the store and load the student with
+ordinary blocking calls, which the dev server refuses by default. Checked by hand
+with langgraph-cli 0.4.40 (langgraph-api 0.16.7): the server lists the three
+graphs and draws each one's nodes.
 
 Each entry of ``langgraph.json`` names a factory here; the server calls it (with
 its ``RunnableConfig``, unused) and supplies the checkpointer. The config comes
