@@ -73,12 +73,23 @@ fresh working directory (removed afterwards) and the minimal environment, and:
   subprocess, os.system): compiled code could get around it.
 * without root the child has the caller's uid: it can read ``/proc/<caller>/environ``,
   write the caller's files and signal the caller's processes. Not a security boundary.
+* disk: the working directory is on the host's disk, so a run can write many files of
+  up to ``max_file_bytes`` each until its wall timeout (they are removed after it);
+  namespace mode caps this with the tmpfs size.
 
 Limits in every mode: the wall timeout and the output cap (enforced by the worker,
 which then kills the run), RLIMIT_AS = memory_mb (virtual memory, including the
 ~20 MB the interpreter maps; tmpfs pages are not counted), RLIMIT_CPU = cpu_time_s,
 RLIMIT_NPROC = max_processes (threads count, the program included),
 RLIMIT_FSIZE = max_file_bytes, RLIMIT_NOFILE = 256, no core files.
+
+Grading adds two checks on top (``selfimprove.tasks.Grader``, ``build_program``): a
+random sentinel printed after the tests, so an early ``exit(0)`` fails, and a strict
+comparison in ``assert a == b`` tests, so an answer returning an object whose
+``__eq__`` always says yes fails (``tests/sandbox/test_attacks.py`` tries these and
+more through the grader). Code written against this harness in particular is not
+stopped: it shares the interpreter with the tests, so it can read the sentinel from
+its own code object or rebind what the tests call.
 
 Not guaranteed, ever: protection from kernel exploits (the kernel is shared), from
 reading world-readable files (the project tree, /etc), CPU or memory fairness between

@@ -14,6 +14,7 @@ and users can plug in their own callables by name (``metadata["verifier"]``).
 
 from __future__ import annotations
 
+import ast
 import math
 import re
 import secrets
@@ -109,21 +110,83 @@ def check_answer(task: Task, completion: str) -> Verdict:
     return verifier(task, completion)
 
 
+STRICT_EQ = "__selfimprove_strict_eq"
+_STRICT_EQ_SOURCE = f'''
+def {STRICT_EQ}(actual, expected):
+    """``actual == expected``, except that an object of a class the program defined
+    equals only an object of that class, inside lists, tuples and dicts too."""
+    ta, tb = type(actual), type(expected)
+    if ta is not tb and "__main__" in (ta.__module__, tb.__module__):
+        return False
+    if ta is tb and ta in (list, tuple):
+        return len(actual) == len(expected) and all(map({STRICT_EQ}, actual, expected))
+    if ta is tb is dict:
+        return actual.keys() == expected.keys() and all(
+            {STRICT_EQ}(actual[k], expected[k]) for k in expected
+        )
+    return actual == expected
+'''
+
+
+def strict_asserts(tests: str) -> str:
+    """``tests`` with each ``assert a == b`` checked by a comparison the answer cannot fake.
+
+    An answer could otherwise pass every such test by returning an object whose
+    ``__eq__`` always says yes (a known reward hack). The rewritten assert keeps
+    the original statement as its message, so a failure still reads
+    "AssertionError: assert f(1) == 2". Tests that do not parse are left as they are.
+    """
+    try:
+        tree = ast.parse(tests)
+    except (SyntaxError, ValueError, RecursionError):
+        return tests
+    rewriter = _StrictAsserts()
+    tree = rewriter.visit(tree)
+    if not rewriter.changed:
+        return tests
+    return _STRICT_EQ_SOURCE + "\n" + ast.unparse(ast.fix_missing_locations(tree))
+
+
+class _StrictAsserts(ast.NodeTransformer):
+    changed = False
+
+    def visit_Assert(self, node: ast.Assert) -> ast.AST:
+        test = node.test
+        if not (
+            isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(test.ops[0], ast.Eq)
+        ):
+            return node
+        call = ast.Call(
+            func=ast.Name(id=STRICT_EQ, ctx=ast.Load()),
+            args=[test.left, test.comparators[0]],
+            keywords=[],
+        )
+        message = node.msg or ast.Constant(value=f"assert {ast.unparse(test)}")
+        self.changed = True
+        return ast.copy_location(ast.Assert(test=call, msg=message), node)
+
+
 def build_program(task: Task, completion: str, *, sentinel: str = "") -> str:
     """The program that tests a code completion (HumanEval convention).
 
     The completion's code is appended to ``task.prompt`` unless it defines
-    ``task.entry_point`` itself (then it stands alone). The tests follow, then
-    ``check(entry_point)`` when the tests define ``check``. ``sentinel``, when
-    given, is printed last so that a program which exits early with status 0
-    does not pass.
+    ``task.entry_point`` itself (then it stands alone). The tests follow (with
+    ``strict_asserts``; the comparison is defined after the answer's code, so the
+    answer's module code cannot replace it first), then ``check(entry_point)``
+    when the tests define ``check``. ``sentinel``, when given, is printed last so
+    that a program which exits early with status 0 does not pass.
+
+    What this does not stop: code written to defeat this harness in particular
+    (it runs in the same interpreter, so it can read the sentinel from its own
+    code object, or rebind names the tests use). The sandbox contains what a
+    program can do to the machine, not what it can do to its own process.
     """
     code = extract_code(completion)
     defines = task.entry_point and re.search(
         rf"^\s*(?:async\s+)?def\s+{re.escape(task.entry_point)}\s*\(", code, re.MULTILINE
     )
     solution = code if defines or not task.entry_point else f"{task.prompt}{code}"
-    parts = [solution, task.tests or ""]
+    parts = [solution, strict_asserts(task.tests or "")]
     if task.entry_point and re.search(r"^def\s+check\s*\(", task.tests or "", re.MULTILINE):
         parts.append(f"check({task.entry_point})")
     if sentinel:

@@ -106,3 +106,28 @@ def test_grade_preserves_order_across_mixed_kinds(grader):
     tasks = load_tasks(FIXTURES / "selfimprove.jsonl")
     verdicts = grader.grade(tasks, ["42", "cat", "def double(x):\n    return x + x"])
     assert [v.passed for v in verdicts] == [True, False, True]
+
+
+def test_strict_asserts_refuse_answers_that_fake_equality_but_keep_honest_ones(grader):
+    from selfimprove.types import Task
+
+    def task(tests: str) -> Task:
+        return Task(id="t", prompt="x", kind="code", entry_point="f", tests=tests)
+
+    point = "class P:\n    def __init__(self, x): self.x = x\n    def __eq__(self, o): return self.x == o.x\n"
+    honest = [
+        ("def f(): return 3", "assert f() == 3.0"),  # int vs float, as plain == says
+        ("def f(): return True", "assert f() == 1"),
+        ("def f(): return (1, [2, {'a': 3}])", "assert f() == (1, [2, {'a': 3}])"),
+        (point + "def f(): return P(1)", "assert f() == P(1)"),  # the program's own class
+        ("def f(): return 2", "assert f() == 2, 'f() should be 2'"),
+    ]
+    for code, tests in honest:
+        assert grader.grade_one(task(tests), code).passed, (code, tests)
+    fake = "class Y:\n    def __eq__(self, o): return True\n"
+    for code in (fake + "def f(): return Y()", fake + "def f(): return [Y(), Y()]"):
+        verdict = grader.grade_one(task("assert f() == [1, 2]"), code)
+        assert not verdict.passed
+        assert verdict.reason.endswith("AssertionError: assert f() == [1, 2]")  # as before
+    verdict = grader.grade_one(task("assert f() == 2, 'f() should be 2'"), "def f(): return 1")
+    assert verdict.reason.endswith("AssertionError: f() should be 2")  # a message is kept
