@@ -328,7 +328,11 @@ class _Nodes:
         fixes = [e for e in unique if e.kind == "positive" and e.agent == "self_debug"]
         counts["positive/self_debug"] = len(fixes)
         with spinner(f"storing {len(unique)} examples", enabled=self.s.show_progress):
-            counts["new"] = self.deps.store.add(unique)
+            self.deps.store.add(unique)
+        # The round's examples, not what this call added: ids include the round, so the
+        # two differ only when a crashed attempt of this round stored some already, and a
+        # resumed round must report what an uninterrupted one does.
+        counts["new"] = len(unique)
         return {"counts": dict(counts)}
 
     def induce(self, state: CollectState) -> CollectState:
