@@ -340,6 +340,30 @@ class LoopConfig(_Section):
         description="How far guard-set pass@1 may drop before the gate rejects.",
     )
     require_approval: bool = False
+    max_minutes: float | None = Field(
+        default=None,
+        gt=0,
+        description="Stop at a round boundary once the run's rounds took this long in all.",
+    )
+    max_round_minutes: float | None = Field(
+        default=None, gt=0, description="Stop at a round boundary after a round this long."
+    )
+    max_examples: int | None = Field(
+        default=None, ge=1, description="Stop at a round boundary once this many are stored."
+    )
+    health_checks: bool = Field(
+        default=True,
+        description="Pause the loop (saying why) on a pass-rate collapse, a NaN or diverging "
+        "training loss, or health_max_rejections rejected rounds in a row.",
+    )
+    health_collapse: float = Field(
+        default=0.25,
+        gt=0,
+        lt=1,
+        description="A round whose sample pass rate falls below this share of the last "
+        "round's (from at least 5%) counts as a collapse.",
+    )
+    health_max_rejections: int = Field(default=3, ge=1, le=1000)
     out_dir: Path = Path("runs/default")
 
 

@@ -32,6 +32,7 @@ class Control(BaseModel):
     """What the operator asked of a running loop."""
 
     paused: bool = False
+    pause_reason: str | None = Field(default=None, description="Why the loop paused itself")
     stop: bool = False
     rounds: int | None = Field(default=None, ge=0, le=10_000, description="Rounds in all")
     tasks_per_round: int | None = Field(default=None, ge=1, le=1_000_000)

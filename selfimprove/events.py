@@ -13,7 +13,9 @@ Kinds (``EVENT_KINDS``): ``run_started``, ``round_started``, ``progress`` (a
 long step's count, e.g. generating 96/480), ``batch_verified`` (a batch of
 answers graded: ``passed``/``total``), ``training_step`` (stage, step, loss),
 ``gate`` (the round's decision and metrics), ``approval_requested``,
-``approval``, ``paused``, ``resumed``, ``stopped``, ``budget``, ``tasks_added``,
+``approval``, ``paused``, ``resumed``, ``stopped``, ``budget`` (a cap changed),
+``budget_exhausted`` (a cap reached: the run stops), ``health`` (a health signal:
+the run pauses), ``tasks_added``,
 ``run_finished``, ``run_failed``. Code deep in a step emits with the module
 function ``emit``; it reaches the log of the run capturing in that context (a
 ``ContextVar``, so two loops in one process keep separate streams), or nobody.
@@ -49,6 +51,8 @@ EVENT_KINDS = frozenset(
         "resumed",
         "stopped",
         "budget",
+        "budget_exhausted",
+        "health",
         "tasks_added",
         "run_finished",
         "run_failed",

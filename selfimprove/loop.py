@@ -8,6 +8,9 @@ between steps (each one checkpointed in ``checkpoints.sqlite``):
 - applies ``control.json`` (``selfimprove.control``): a new ``rounds`` or
   ``tasks_per_round`` budget, ``require_approval`` switched on or off, ``paused`` (waits, state saved), ``stop`` (returns;
   ``resume=True`` continues from the same step);
+- at each round boundary, stops when a budget is spent (``loop.max_minutes``,
+  ``max_round_minutes``, ``max_examples``) and pauses, saying why, when a health
+  signal fires (``selfimprove.health``);
 - answers the gate's approval interrupt (``loop.require_approval``): writes
   ``approval.json``, waits for ``decisions/round-N.json`` and resumes the graph
   with it.
@@ -36,6 +39,7 @@ from selfimprove.control import ApprovalRequest, RunControl
 from selfimprove.eval.report import RoundRecord, read_report
 from selfimprove.events import EventLog, emit, listening
 from selfimprove.files import write_text_atomic
+from selfimprove.health import budget_exhausted, unhealthy
 
 Outcome = Literal["finished", "stopped"]
 THREAD = {"configurable": {"thread_id": "run"}}
@@ -171,7 +175,6 @@ def drive(
     """
     out = Path(config.loop.out_dir)
     log, control = EventLog(out / "events.jsonl"), RunControl(out)
-    control.update(stop=False)  # a stop asked of an earlier process is done
     with log.capture(), listening(on_event) if on_event else _nothing():
         emit("run_started", resume=start is None, rounds=config.loop.rounds, pid=os.getpid())
         try:
@@ -180,6 +183,8 @@ def drive(
             emit("run_failed", error=f"{type(exc).__name__}: {exc}"[:2000])
             raise
         if outcome == "stopped":
+            if control.read().stop:
+                control.update(stop=False)  # done: the next resume goes on
             emit("stopped")
         else:
             emit("run_finished")
@@ -195,8 +200,14 @@ def _drive(graph: Any, start: Any, config: Config, control: RunControl) -> Outco
             if snapshot.values.get("round", 0) > config.loop.rounds:
                 return "finished"
             graph.update_state(THREAD, None, as_node="report")
+    if start is None and graph.get_state(THREAD).next and _stop_for_budget(config):
+        return "stopped"
     while True:
-        for _ in graph.stream(start, THREAD, stream_mode="updates"):
+        for update in graph.stream(start, THREAD, stream_mode="updates"):
+            if "report" in update and graph.get_state(THREAD).next:  # a round boundary
+                if _stop_for_budget(config):
+                    return "stopped"
+                _check_health(config, control)
             if _checkpoint(config, control) == "stop":
                 return "stopped"
         start = None
@@ -215,6 +226,23 @@ def _drive(graph: Any, start: Any, config: Config, control: RunControl) -> Outco
         control.clear_request()
         emit("approval", **decision.model_dump())
         start = Command(resume=decision.model_dump())
+
+
+def _stop_for_budget(config: Config) -> bool:
+    """At a round boundary: whether a budget (``loop.max_*``) is spent; says so if it is."""
+    rounds = read_report(Path(config.loop.out_dir) / "report.json")
+    reason = budget_exhausted(config.loop, rounds) if rounds else None
+    if reason:
+        emit("budget_exhausted", reason=reason)
+    return reason is not None
+
+
+def _check_health(config: Config, control: RunControl) -> None:
+    """At a round boundary: pause, saying why, when a health signal fires."""
+    reason = unhealthy(config.loop, read_report(Path(config.loop.out_dir) / "report.json"))
+    if reason:
+        control.update(paused=True, pause_reason=reason)
+        emit("health", reason=reason)
 
 
 def _checkpoint(config: Config, control: RunControl) -> Literal["go", "stop"]:

@@ -212,10 +212,14 @@ class Run:
         return self.control.update(paused=True)
 
     def resume(self) -> Control:
-        return self.control.update(paused=False)
+        return self.control.update(paused=False, pause_reason=None)
 
     def stop(self) -> Control:
-        """Stop after the current step; ``selfimprove run --resume`` continues later."""
+        """Stop after the current step; ``selfimprove run --resume`` continues later.
+
+        The loop clears the request when it acts on it; asked while nothing runs, it
+        stops the next start at its first step.
+        """
         return self.control.update(stop=True)
 
     def set_budget(

@@ -13,6 +13,7 @@ def test_updates_merge_and_defaults_survive_a_broken_file(tmp_path):
     control.update(rounds=5)
     assert control.read().model_dump() == {
         "paused": True,
+        "pause_reason": None,
         "stop": False,
         "rounds": 5,
         "tasks_per_round": None,

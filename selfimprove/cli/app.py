@@ -212,6 +212,13 @@ def _event_printer(console: Console, out: Path) -> Callable[[str, dict[str, Any]
             line = (
                 f"promotion {'approved' if data.get('approve') else 'rejected'} by {data.get('by')}"
             )
+        elif kind == "budget_exhausted":
+            line = f"[bold yellow]budget spent[/]: {data.get('reason')}; the run stops here"
+        elif kind == "health":
+            line = (
+                f"[bold yellow]paused by a health check[/]: {data.get('reason')}; resume or stop "
+                f"it in `selfimprove console --run {out}` or `selfimprove chat --run {out}`"
+            )
         elif kind in ("paused", "resumed", "stopped"):
             line = f"[bold]{kind}[/] by the operator"
         elif kind in ("budget", "tasks_added"):

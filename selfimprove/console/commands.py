@@ -183,7 +183,9 @@ def render_status(status: RunStatus) -> str:
             lines.append(f"- progress: {p.get('step', p['kind'])} {p['done']}/{p['total']}")
     control = status.control
     flags = [
-        "paused" if control.paused else "",
+        ("paused: " + control.pause_reason if control.pause_reason else "paused")
+        if control.paused
+        else "",
         "stop requested" if control.stop else "",
         f"rounds budget {control.rounds}" if control.rounds is not None else "",
         f"tasks per round {control.tasks_per_round}" if control.tasks_per_round else "",

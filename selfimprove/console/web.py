@@ -214,6 +214,8 @@ def status_markdown(run: Run) -> str:
         line += f" · held-out pass@1 baseline {status.baseline_pass_at_1:.1%}"
     if status.heldout_pass_at_1 is not None:
         line += f", promoted model {status.heldout_pass_at_1:.1%}"
+    if status.state == "paused" and status.control.pause_reason:
+        line += f" · **paused by a health check:** {status.control.pause_reason}"
     if status.current_round is not None and status.state in ("running", "paused"):
         line += f" · round {status.current_round}"
     progress = status.progress

@@ -33,7 +33,7 @@ SKILL = {"base": 3, "model-1": 6, "model-2": 5, "model-3": 8, "model-4": 9}
 
 
 def scripted_config(
-    out_dir: str | Path, *, rounds: int = 2, require_approval: bool = False
+    out_dir: str | Path, *, rounds: int = 2, require_approval: bool = False, **loop: Any
 ) -> Config:
     config = Config()
     config.student.model = "base"
@@ -45,6 +45,8 @@ def scripted_config(
     config.loop.out_dir = Path(out_dir)
     config.store.path = Path(out_dir) / "store"
     config.store.embedding = "hash"
+    for key, value in loop.items():  # other loop settings (budgets, health checks)
+        setattr(config.loop, key, value)
     return config
 
 
@@ -115,6 +117,7 @@ def start_scripted_run(
     step_s: float = 0.0,
     resume: bool = False,
     on_event: Any = None,
+    **loop: Any,
 ) -> LoopHandle:
     """Run the scripted loop in a background thread (see the module docstring)."""
     from langgraph.checkpoint.sqlite import SqliteSaver
@@ -124,7 +127,7 @@ def start_scripted_run(
     from selfimprove.graphs.round import RoundDeps, build_round_graph, initial_state
     from selfimprove.memory import open_store
 
-    config = scripted_config(out_dir, rounds=rounds, require_approval=require_approval)
+    config = scripted_config(out_dir, rounds=rounds, require_approval=require_approval, **loop)
     out = Path(out_dir)
 
     def run() -> Any:
