@@ -48,3 +48,25 @@ def _offline_network_guard():
     yield
     socket.socket.connect = _real_connect
     socket.socket.connect_ex = _real_connect_ex
+
+
+@pytest.fixture(scope="session")
+def warm_model(tmp_path_factory) -> str:
+    """The tiny model after a little SFT on arithmetic answers, so it gets some tasks right
+    (a loop round then has answers to train on). Built once per test session."""
+    from datasets import Dataset
+
+    from selfimprove.config import Config
+    from selfimprove.tasks import builtin_tasks
+    from selfimprove.testing import tiny_model
+    from selfimprove.trainers import train_sft
+
+    tasks = builtin_tasks("arithmetic", split="train", n=200, seed=99)
+    rows = Dataset.from_dict(
+        {"prompt": [t.prompt for t in tasks], "completion": [t.answer for t in tasks]}
+    )
+    config = Config().training.model_copy(
+        update={"max_steps": 60, "batch_size": 16, "lora": False, "learning_rate": 3e-3}
+    )
+    out = tmp_path_factory.mktemp("warm") / "model"
+    return str(train_sft(tiny_model(), rows, config, out, progress=False).model_path)

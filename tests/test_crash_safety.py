@@ -26,9 +26,6 @@ from selfimprove.config import StoreConfig
 from selfimprove.events import Event, EventLog
 from selfimprove.memory import open_store
 from selfimprove.runs import Run
-from selfimprove.tasks import builtin_tasks
-from selfimprove.testing import tiny_model
-from selfimprove.trainers import train_sft
 
 Trigger = Callable[[list[Event]], bool]
 
@@ -60,24 +57,6 @@ STAGES: dict[str, Trigger] = {
     "evaluation": _evaluating_the_candidate,
     "gate": _after("gate"),
 }
-
-
-@pytest.fixture(scope="module")
-def warm_model(tmp_path_factory) -> str:
-    """The tiny model after a little SFT on arithmetic, so a round has answers to train on."""
-    from datasets import Dataset
-
-    from selfimprove.config import Config
-
-    tasks = builtin_tasks("arithmetic", split="train", n=200, seed=99)
-    rows = Dataset.from_dict(
-        {"prompt": [t.prompt for t in tasks], "completion": [t.answer for t in tasks]}
-    )
-    config = Config().training.model_copy(
-        update={"max_steps": 60, "batch_size": 16, "lora": False, "learning_rate": 3e-3}
-    )
-    out = tmp_path_factory.mktemp("warm") / "model"
-    return str(train_sft(tiny_model(), rows, config, out, progress=False).model_path)
 
 
 def _config(folder: Path, model: str) -> Path:

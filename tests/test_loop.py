@@ -7,25 +7,7 @@ import pytest
 from selfimprove.api import RunStateError, run_loop
 from selfimprove.config import Config
 from selfimprove.memory import open_store
-from selfimprove.tasks import builtin_tasks
 from selfimprove.testing import tiny_model
-from selfimprove.trainers import train_sft
-
-
-@pytest.fixture(scope="module")
-def warm_model(tmp_path_factory):
-    """The tiny model after a little SFT on arithmetic answers, so it gets some tasks right."""
-    from datasets import Dataset
-
-    tasks = builtin_tasks("arithmetic", split="train", n=200, seed=99)
-    rows = Dataset.from_dict(
-        {"prompt": [t.prompt for t in tasks], "completion": [t.answer for t in tasks]}
-    )
-    config = Config().training.model_copy(
-        update={"max_steps": 60, "batch_size": 16, "lora": False, "learning_rate": 3e-3}
-    )
-    out = tmp_path_factory.mktemp("warm") / "model"
-    return str(train_sft(tiny_model(), rows, config, out, progress=False).model_path)
 
 
 def _config(tmp_path, model):
