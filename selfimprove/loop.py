@@ -68,9 +68,6 @@ def run_loop(
         RunStateError: a run already exists in ``out_dir`` (and ``resume`` is False),
             there is nothing to resume, or another process is running it.
     """
-    from langgraph.checkpoint.sqlite import SqliteSaver
-
-    from selfimprove.graphs.round import build_round_graph, initial_state
     from selfimprove.models.student import resolve_model_path
 
     if config.student.backend != "transformers":
@@ -88,15 +85,35 @@ def run_loop(
         raise RunStateError(f"nothing to resume in {str(out)!r}: no checkpoints.sqlite there")
     out.mkdir(parents=True, exist_ok=True)
     with run_lock(out), real_deps(config, show_progress) as deps:
-        write_text_atomic(out / "config.json", config.model_dump_json(indent=2) + "\n")
-        conn = sqlite3.connect(db, check_same_thread=False)
-        try:
-            graph = build_round_graph(deps, checkpointer=SqliteSaver(conn))
-            start = None if resume else initial_state(resolve_model_path(config.student.model))
-            drive(graph, start, config, on_event=on_event)
-        finally:
-            conn.close()
+        base = None if resume else resolve_model_path(config.student.model)
+        drive_deps(deps, base, on_event=on_event)
     return read_report(out / "report.json")
+
+
+def drive_deps(
+    deps: Any,
+    base_model: str | None,
+    *,
+    on_event: Callable[[str, dict[str, Any]], None] | None = None,
+) -> Outcome:
+    """Record ``config.json``, build the round graph over ``deps`` checkpointed in
+    ``checkpoints.sqlite``, and ``drive`` it from ``base_model`` (None: resume).
+
+    The caller holds ``run_lock`` of ``deps.out_dir``.
+    """
+    from langgraph.checkpoint.sqlite import SqliteSaver
+
+    from selfimprove.graphs.round import build_round_graph, initial_state
+
+    config, out = deps.config, Path(deps.out_dir)
+    write_text_atomic(out / "config.json", config.model_dump_json(indent=2) + "\n")
+    conn = sqlite3.connect(out / "checkpoints.sqlite", check_same_thread=False)
+    try:
+        graph = build_round_graph(deps, checkpointer=SqliteSaver(conn))
+        start = None if base_model is None else initial_state(base_model)
+        return drive(graph, start, config, on_event=on_event)
+    finally:
+        conn.close()
 
 
 @contextmanager
@@ -200,14 +217,14 @@ def _drive(graph: Any, start: Any, config: Config, control: RunControl) -> Outco
             if snapshot.values.get("round", 0) > config.loop.rounds:
                 return "finished"
             graph.update_state(THREAD, None, as_node="report")
-    if start is None and graph.get_state(THREAD).next and _stop_for_budget(config):
+    resumed = start is None and graph.get_state(THREAD).next
+    if resumed and _round_boundary(config, control, health=False):
         return "stopped"
     while True:
         for update in graph.stream(start, THREAD, stream_mode="updates"):
-            if "report" in update and graph.get_state(THREAD).next:  # a round boundary
-                if _stop_for_budget(config):
-                    return "stopped"
-                _check_health(config, control)
+            at_boundary = "report" in update and graph.get_state(THREAD).next
+            if at_boundary and _round_boundary(config, control):
+                return "stopped"
             if _checkpoint(config, control) == "stop":
                 return "stopped"
         start = None
@@ -228,21 +245,18 @@ def _drive(graph: Any, start: Any, config: Config, control: RunControl) -> Outco
         start = Command(resume=decision.model_dump())
 
 
-def _stop_for_budget(config: Config) -> bool:
-    """At a round boundary: whether a budget (``loop.max_*``) is spent; says so if it is."""
-    rounds = read_report(Path(config.loop.out_dir) / "report.json")
-    reason = budget_exhausted(config.loop, rounds) if rounds else None
-    if reason:
+def _round_boundary(config: Config, control: RunControl, *, health: bool = True) -> bool:
+    """Between rounds: whether a budget (``loop.max_*``) is spent, saying so if it is;
+    else, with ``health``, pause (saying why) when a health signal fires."""
+    path = Path(config.loop.out_dir) / "report.json"
+    rounds = read_report(path) if path.exists() else []  # none before the baseline's report
+    if rounds and (reason := budget_exhausted(config.loop, rounds)):
         emit("budget_exhausted", reason=reason)
-    return reason is not None
-
-
-def _check_health(config: Config, control: RunControl) -> None:
-    """At a round boundary: pause, saying why, when a health signal fires."""
-    reason = unhealthy(config.loop, read_report(Path(config.loop.out_dir) / "report.json"))
-    if reason:
+        return True
+    if health and (reason := unhealthy(config.loop, rounds)):
         control.update(paused=True, pause_reason=reason)
         emit("health", reason=reason)
+    return False
 
 
 def _checkpoint(config: Config, control: RunControl) -> Literal["go", "stop"]:

@@ -104,6 +104,16 @@ def test_stop_then_resume_finishes_with_nothing_lost_or_repeated(tmp_path):
     assert run.store.count() == Run(reference).store.count()  # nothing stored twice
 
 
+def test_a_run_stopped_before_its_first_report_resumes(tmp_path):
+    run = Run(tmp_path)
+    run.stop()  # acted on after the baseline step, before the report step writes report.json
+    start_scripted_run(tmp_path, rounds=1).wait(30)
+    assert run.status().state == "stopped" and run.rounds() == []
+    start_scripted_run(tmp_path, rounds=1, resume=True).wait(30)
+    assert run.status().state == "finished"
+    assert [r.round for r in run.rounds()] == [0, 1]
+
+
 def test_a_budget_change_applies_at_the_next_round_boundary(tmp_path):
     run = Run(tmp_path)
     run.set_budget(rounds=1)

@@ -15,14 +15,13 @@ in a real Chroma store under the run folder (hashed embeddings).
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 from selfimprove.config import Config
-from selfimprove.loop import LoopHandle, drive, run_lock
+from selfimprove.loop import LoopHandle, drive_deps, run_lock
 from selfimprove.tasks import Grader, TaskSet, builtin_tasks
 from selfimprove.testing.fakes import FakeChatModel
 from selfimprove.types import Example, Task
@@ -120,11 +119,8 @@ def start_scripted_run(
     **loop: Any,
 ) -> LoopHandle:
     """Run the scripted loop in a background thread (see the module docstring)."""
-    from langgraph.checkpoint.sqlite import SqliteSaver
-
     from selfimprove.api import store_config
-    from selfimprove.files import write_text_atomic
-    from selfimprove.graphs.round import RoundDeps, build_round_graph, initial_state
+    from selfimprove.graphs.round import RoundDeps
     from selfimprove.memory import open_store
 
     config = scripted_config(out_dir, rounds=rounds, require_approval=require_approval, **loop)
@@ -132,7 +128,6 @@ def start_scripted_run(
 
     def run() -> Any:
         with run_lock(out):
-            write_text_atomic(out / "config.json", config.model_dump_json(indent=2) + "\n")
             store = open_store(store_config(config))
             parts = _Parts(store, step_s)
             deps = RoundDeps(
@@ -146,13 +141,7 @@ def start_scripted_run(
                 out_dir=out,
                 show_progress=False,
             )
-            conn = sqlite3.connect(out / "checkpoints.sqlite", check_same_thread=False)
-            try:
-                graph = build_round_graph(deps, checkpointer=SqliteSaver(conn))
-                start = None if resume else initial_state("base")
-                return drive(graph, start, config, on_event=on_event)
-            finally:
-                conn.close()
+            return drive_deps(deps, None if resume else "base", on_event=on_event)
 
     out.mkdir(parents=True, exist_ok=True)
     return LoopHandle(run, out)
