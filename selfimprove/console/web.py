@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import gradio as gr
 import pandas as pd
 
+from selfimprove.console import commands
 from selfimprove.control import DecisionError
 from selfimprove.runs import Run, RunError
 
@@ -136,27 +137,18 @@ def build_console(run: Run, operator: Any) -> gr.Blocks:
                 asks_approval(run),
             )
 
-        def decide(approve_it: bool, text: str) -> tuple[str, str]:
-            try:
-                decision = (run.approve if approve_it else run.reject)(text or "", by="console")
-            except USER_ERRORS as exc:
-                return str(exc), ""
-            verb = "Approved" if decision.approve else "Rejected"
-            return f"{verb} the promotion of round {decision.round}.", ""
+        def command(text: str) -> str:  # the buttons say what the same slash command says
+            return commands.run_command(run, text, by="console")
 
-        def steer(action: str) -> str:
-            control = getattr(run, action)()
-            return _control_line(control)
+        def decide(approve_it: bool, note: str) -> tuple[str, str]:
+            return command(f"/{'approve' if approve_it else 'reject'} {note or ''}"), ""
 
         def budget_set(rounds: float | None) -> str:
             if rounds is None:
                 return "Type a number of rounds first."
-            try:
-                return _control_line(run.set_budget(rounds=int(rounds)))
-            except USER_ERRORS as exc:
-                return str(exc)
+            return command(f"/budget rounds={int(rounds)}")
 
-        ask.input(lambda on: _control_line(run.require_approval(on)), ask, control_note)
+        ask.input(lambda on: command(f"/approval {'on' if on else 'off'}"), ask, control_note)
         message.submit(chat, [message, chatbot], [message, chatbot])
         send.click(chat, [message, chatbot], [message, chatbot])
         outputs = [status, approval, approval_text, rounds_table, plot, events, ask]
@@ -169,9 +161,9 @@ def build_console(run: Run, operator: Any) -> gr.Blocks:
             found,
         )
         show.click(lambda i: example_markdown(run, i), example_id, example_view)
-        pause.click(lambda: steer("pause"), None, control_note)
-        resume.click(lambda: steer("resume"), None, control_note)
-        stop.click(lambda: steer("stop"), None, control_note)
+        pause.click(lambda: command("/pause"), None, control_note)
+        resume.click(lambda: command("/resume"), None, control_note)
+        stop.click(lambda: command("/stop"), None, control_note)
         set_budget.click(budget_set, budget, control_note)
     return console
 
@@ -195,13 +187,6 @@ def asks_approval(run: Run) -> bool:
         return run.config.loop.require_approval
     except RunError:
         return False
-
-
-def _control_line(control: Any) -> str:
-    budget = f", rounds budget {control.rounds}" if control.rounds is not None else ""
-    state = "paused" if control.paused else "running"
-    ask = ", ask before promoting" if control.require_approval else ""
-    return f"Asked: {state}{' then stop' if control.stop else ''}{budget}{ask}."
 
 
 def status_markdown(run: Run) -> str:
