@@ -334,8 +334,10 @@ class LoopHandle:
     """A loop running in a background thread of this process (``start_loop``)."""
 
     def __init__(self, target: Callable[[], Any], out_dir: Path) -> None:
+        from selfimprove.runs import Run  # runs imports this module
+
         self.out_dir = out_dir
-        self.control = RunControl(out_dir)
+        self.run = Run(out_dir)  # steer it as any process would
         self.result: Any = None
         self.error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, args=(target,), daemon=True)
@@ -361,14 +363,14 @@ class LoopHandle:
         return self.result
 
     def pause(self) -> None:
-        self.control.update(paused=True)
+        self.run.pause()
 
     def resume(self) -> None:
-        self.control.update(paused=False)
+        self.run.resume()
 
     def stop(self) -> None:
         """Stop after the current step (state saved; ``resume=True`` continues)."""
-        self.control.update(stop=True)
+        self.run.stop()
 
 
 def start_loop(config: Config, *, resume: bool = False, show_progress: bool = False) -> LoopHandle:

@@ -196,3 +196,14 @@ def test_status_of_a_folder_with_no_run(tmp_path):
     assert (status.state, status.rounds_done, status.last_event) == ("not_started", 0, None)
     with pytest.raises(RunError, match="no run in"):
         Run(tmp_path).examples()
+
+
+def test_the_handle_steers_like_the_run_folder(tmp_path):
+    handle = start_scripted_run(tmp_path, rounds=3, health_max_rejections=1)
+    run = Run(tmp_path)
+    status = _until(run, lambda s: s.state == "paused")  # a health pause after round 2
+    assert status.control.pause_reason
+    handle.resume()  # clears the reason, as Run.resume and /resume do
+    assert run.control.read().pause_reason is None
+    handle.wait(30)
+    assert run.status().state == "finished"
