@@ -87,17 +87,15 @@ def _repl(operator: Operator, console: Console) -> None:
 
 
 def _config(run: Path, path: Path | None) -> Config:
-    from selfimprove.config import Config, load_config
+    from selfimprove.cli.serve import run_config
+    from selfimprove.config import Config, ConfigError
 
-    if path is not None:
-        return load_config(path)
-    saved = run / "config.json"
-    if saved.exists():
-        try:
-            return Config.model_validate_json(saved.read_text())
-        except ValueError:
-            pass  # an older or damaged config.json: the defaults still give slash commands
-    return Config()
+    try:
+        return run_config(run, path)
+    except ConfigError:
+        if path is not None:
+            raise
+        return Config()  # an older or damaged config.json: the defaults still give slash commands
 
 
 def _operator(run: Run, config: Config, console: Console) -> Operator:

@@ -79,7 +79,7 @@ def _serve(
     from selfimprove.console.auth import TokenError, resolve_token
 
     try:
-        cfg = _load(run, config)
+        cfg = run_config(run, config)
         if token:
             secret, source = resolve_token(token, given_as="--token")
         else:
@@ -112,8 +112,12 @@ def _serve(
     uvicorn.run(app, host=host, port=port, log_level="warning")
 
 
-def _load(run: Path, config: Path | None) -> Config:
-    """``--config``, else the run's ``config.json``, else the defaults (writing to ``run``)."""
+def run_config(run: Path, config: Path | None) -> Config:
+    """``--config``, else the run's ``config.json``, else the defaults (writing to ``run``).
+
+    Raises:
+        ConfigError: ``--config`` or the run's ``config.json`` cannot be read.
+    """
     if config is not None:
         cfg = load_config(config)
     elif (run / "config.json").exists():
