@@ -13,8 +13,8 @@ A program (candidate solution plus its tests) passes when it exits 0::
 
 Statuses: "ok", "error" (non-zero exit, uncaught exception, killed by a signal),
 "timeout" (wall clock or CPU time), "memory" (MemoryError under the memory limit),
-"output_limit" (stdout plus stderr over the cap) and "crashed" (the sandbox failed,
-not the program). Check ``pool.isolation`` for what was achieved on this host.
+"output_limit" (stdout plus stderr over the cap), "disk_limit" (files over the
+scratch cap, basic mode) and "crashed" (the sandbox failed, not the program). Check ``pool.isolation`` for what was achieved on this host.
 
 Design
 ------
@@ -48,8 +48,8 @@ Guarantees
   no abstract Unix sockets of the host. /run is covered by an empty tmpfs, hiding
   daemons' sockets there; a world-writable Unix socket elsewhere stays reachable.
 * Files: every mount is read-only for the child. A fresh tmpfs is mounted on /tmp
-  and /dev/shm for each run (capped at max_file_bytes + 16 MiB) and unmounted after
-  it, so all it wrote is gone; the run's cwd, HOME and TMPDIR is an empty
+  and /dev/shm for each run (capped at max_file_bytes + 16 MiB and 10,000 files:
+  past that, writes fail with ENOSPC) and unmounted after it, so all it wrote is gone; the run's cwd, HOME and TMPDIR is an empty
   ``/tmp/run-<random>``. Reading is not restricted beyond file permissions.
 * As root the child runs as uid/gid 65534 (nobody) with no groups and no
   capabilities, inside a user namespace of its worker, so RLIMIT_NPROC counts only
@@ -73,9 +73,11 @@ fresh working directory (removed afterwards) and the minimal environment, and:
   subprocess, os.system): compiled code could get around it.
 * without root the child has the caller's uid: it can read ``/proc/<caller>/environ``,
   write the caller's files and signal the caller's processes. Not a security boundary.
-* disk: the working directory is on the host's disk, so a run can write many files of
-  up to ``max_file_bytes`` each until its wall timeout (they are removed after it);
-  namespace mode caps this with the tmpfs size.
+* disk: the working directory is on the host's disk. The worker measures it every
+  20 ms while the run goes and ends the run ("disk_limit") once its files take more
+  than max_file_bytes + 16 MiB or number over 10,000; a run overshoots by what it
+  writes between two measurements (about 3,000 empty files in tests here). Files written elsewhere (a world-writable /tmp or /dev/shm,
+  or the caller's files without root) are not counted and are not removed.
 
 Limits in every mode: the wall timeout and the output cap (enforced by the worker,
 which then kills the run), RLIMIT_AS = memory_mb (virtual memory, including the

@@ -46,6 +46,8 @@ _ST_TO_MS = (
     (os.ST_RELATIME, MS_RELATIME),
 )
 NOBODY = 65534
+# Files and directories a run may create in its scratch space (every mode).
+MAX_SCRATCH_FILES = 10_000
 # Writable scratch space: a fresh tmpfs per run on each of these (namespace mode).
 SCRATCH_DIRS = ("/tmp", "/dev/shm")
 # Covered by an empty read-only tmpfs (namespace mode): daemons' Unix sockets live
@@ -132,11 +134,13 @@ def prctl(option: int, value: int) -> None:
     check(LIBC.prctl(option, ctypes.c_ulong(value), 0, 0, 0), f"prctl({option})")
 
 
-def mount_scratch(size_bytes: int) -> None:
-    """Mount a fresh size-capped tmpfs on each scratch dir (namespace mode, per run)."""
+def mount_scratch(size_bytes: int, max_files: int) -> None:
+    """Mount a fresh tmpfs capped at ``size_bytes`` and ``max_files`` inodes on each
+    scratch dir (namespace mode, per run)."""
+    options = f"size={size_bytes},nr_inodes={max_files},mode=1777"
     for path in SCRATCH_DIRS:
         if os.path.isdir(path):
-            _mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, f"size={size_bytes},mode=1777")
+            _mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, options)
 
 
 def unmount_scratch() -> None:

@@ -49,6 +49,7 @@ _WARM_MODULES = (
 _FRAME = struct.Struct(">I")
 _SETUP_FAILED = 125  # exit code of a child whose confinement failed (never runs code)
 _DRAIN_S = 2.0  # how long to wait for pipes to close after the run was killed
+_DISK_POLL_S = 0.02  # basic mode: how often a running program's directory is measured
 _SOURCE = "<solution>"
 
 
@@ -114,10 +115,12 @@ def run_job(job: dict, spec: dict, jail: _isolation.Jail, proto_in: int) -> tupl
     run_dir = _make_run_dir(jail, spec)
     try:
         pid, fds = _start(job["code"], spec, jail, run_dir)
+        # namespace mode: the scratch tmpfs itself is capped; basic mode: measure run_dir
+        disk = None if jail.namespaces else run_dir
         watch = _Watch(pid, fds, proto_in)
         try:
             start = time.monotonic()
-            limit = watch.wait(start + timeout, spec["max_output_bytes"])
+            limit = watch.wait(start + timeout, spec["max_output_bytes"], disk, _scratch(spec))
             duration = time.monotonic() - start
             _reaper.kill_run(jail.namespaces, pid)
             watch.drain(time.monotonic() + _DRAIN_S)
@@ -161,9 +164,14 @@ def _crashed(why: str) -> dict:
     }
 
 
+def _scratch(spec: dict) -> int:
+    """Bytes a run may keep on disk in all: one file at the size cap plus 16 MiB."""
+    return spec["max_file_bytes"] + (16 << 20)
+
+
 def _make_run_dir(jail: _isolation.Jail, spec: dict) -> str:
     if jail.namespaces:
-        _isolation.mount_scratch(spec["max_file_bytes"] + (16 << 20))
+        _isolation.mount_scratch(_scratch(spec), _isolation.MAX_SCRATCH_FILES)
         run_dir = f"/tmp/run-{os.urandom(6).hex()}"
         os.mkdir(run_dir, 0o700)
     else:
@@ -263,12 +271,23 @@ class _Watch:
     def output_size(self) -> int:
         return len(self.data[self.fds[0]]) + len(self.data[self.fds[1]])
 
-    def wait(self, deadline: float, cap: int) -> str | None:
-        """Pump output until the child exits; returns the limit hit, if any."""
+    def wait(
+        self, deadline: float, cap: int, disk: str | None = None, disk_cap: int = 0
+    ) -> str | None:
+        """Pump output until the child exits; returns the limit hit, if any.
+
+        With ``disk``, that directory is measured every ``_DISK_POLL_S`` while the
+        child runs, and over ``disk_cap`` bytes or ``MAX_SCRATCH_FILES`` entries
+        ends the run ("disk"); it can overshoot by what the run writes in one poll.
+        """
+        measured = time.monotonic()
         while True:
-            left = deadline - time.monotonic()
+            now = time.monotonic()
+            left = deadline - now
             if left <= 0:
                 return "timeout"
+            if disk is not None:
+                left = min(left, max(0.0, measured + _DISK_POLL_S - now))
             exited = False
             for fd, _ in self.poller.poll(left * 1000):
                 if fd == self.pidfd:
@@ -281,6 +300,10 @@ class _Watch:
                 return "output"
             if exited:
                 return None
+            if disk is not None and time.monotonic() >= measured + _DISK_POLL_S:
+                if _over_disk_cap(disk, disk_cap, _isolation.MAX_SCRATCH_FILES):
+                    return "disk"
+                measured = time.monotonic()
 
     def _read(self, fd: int) -> None:
         chunk = os.read(fd, 1 << 16)
@@ -303,6 +326,28 @@ class _Watch:
             os.close(fd)
 
 
+def _over_disk_cap(root: str, max_bytes: int, max_entries: int) -> bool:
+    """Whether the files under ``root`` take more than ``max_bytes`` of disk (allocated
+    blocks) or number more than ``max_entries``; stops counting once over either."""
+    used, entries, stack = 0, 0, [root]
+    while stack:
+        try:
+            with os.scandir(stack.pop()) as it:
+                for entry in it:
+                    entries += 1
+                    try:
+                        if entry.is_dir(follow_symlinks=False):
+                            stack.append(entry.path)
+                        used += entry.stat(follow_symlinks=False).st_blocks * 512
+                    except OSError:
+                        continue  # removed meanwhile
+                    if used > max_bytes or entries > max_entries:
+                        return True
+        except OSError:
+            continue  # a directory removed or made unreadable by the run
+    return False
+
+
 def _verdict(
     spec: dict, timeout: float, limit: str | None, status: int, usage, watch: _Watch
 ) -> dict:
@@ -321,6 +366,9 @@ def _verdict(
         kind, exit_code, detail = "timeout", None, f"timeout after {timeout:g}s"
     elif limit == "output":
         kind, exit_code, detail = "output_limit", None, f"output over {cap} bytes"
+    elif limit == "disk":
+        kind, exit_code = "disk_limit", None
+        detail = f"disk use over {_scratch(spec)} bytes or {_isolation.MAX_SCRATCH_FILES} files"
     elif exit_code == -signal.SIGXCPU or (
         exit_code == -signal.SIGKILL and cpu >= spec["cpu_time_s"]
     ):

@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-Status = Literal["ok", "error", "timeout", "memory", "output_limit", "crashed"]
+Status = Literal["ok", "error", "timeout", "memory", "output_limit", "disk_limit", "crashed"]
 _MAX_REASON_CHARS = 200
 
 
@@ -22,9 +22,11 @@ class ExecResult(BaseModel):
         status: "ok" (exit code 0), "error" (non-zero exit, uncaught exception or
             killed by a signal), "timeout" (wall or CPU time limit), "memory"
             (MemoryError under the memory limit), "output_limit" (stdout plus stderr
-            over the cap) or "crashed" (the sandbox itself failed, not the program).
+            over the cap), "disk_limit" (its files over the scratch cap, basic mode;
+            namespace mode's capped tmpfs makes writes fail instead) or "crashed"
+            (the sandbox itself failed, not the program).
         exit_code: the process exit code; negative for a signal (as in subprocess);
-            None when the sandbox killed the run (timeout, output cap) or crashed.
+            None when the sandbox killed the run (timeout, output or disk cap) or crashed.
         stdout: what the program printed, cut at the output cap.
         stderr: its error output, with the traceback of an uncaught exception.
         duration_s: wall time of the run.

@@ -115,6 +115,13 @@ CRASHES = {
     "sigterm_self": "import os, signal\nos.kill(os.getpid(), signal.SIGTERM)\n",
     "sigstop_self": "import os, signal\nos.kill(os.getpid(), signal.SIGSTOP)\n",
     "abort": "import os\nos.abort()\n",
+    "fill_the_disk": """
+        i = 0
+        while True:
+            with open(f"f{i}", "wb") as f:
+                f.write(b"x" * (1 << 20))
+            i += 1
+        """,
     "thread_outlives_the_run": """
         import threading, time
         threading.Thread(target=time.sleep, args=(3600,)).start()

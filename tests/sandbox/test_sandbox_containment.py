@@ -133,6 +133,36 @@ def test_file_size_limit(pool):
     assert "File too large" in result.reason
 
 
+SCRATCH = FAST.max_file_bytes + (16 << 20)  # what a run may keep on disk in all
+
+
+@pytest.mark.parametrize("size", [1 << 20, 0], ids=["1MiB_files", "empty_files"])
+def test_filling_the_disk_is_capped(pool, size):
+    # Many files, each under the per-file cap: the total and the file count are capped.
+    code = textwrap.dedent(
+        f"""
+        total = 0
+        for i in range(100_000):
+            with open(f"f{{i}}", "wb") as f:
+                f.write(b"x" * {size})
+            total += {size}
+            if i % 50 == 0:
+                print(i, total, flush=True)
+        """
+    )
+    result = pool.run(code, timeout_s=10)
+    assert not result.ok
+    if pool.isolation["mode"] == "namespaces":  # the capped tmpfs refuses the write
+        assert result.status == "error" and "No space left on device" in result.reason
+    else:  # the worker measures the directory and ends the run
+        assert result.status == "disk_limit", result.reason
+        assert "disk use over" in result.reason
+    files, written = map(int, result.stdout.split()[-2:])
+    # basic mode overshoots by what the run writes between two measurements
+    assert files < 2 * 10_000 and written <= SCRATCH + (64 << 20)
+    assert pool.run("print('next')").stdout == "next\n"
+
+
 def test_no_network(pool):
     with socket.socket() as server:
         server.bind(("127.0.0.1", 0))
