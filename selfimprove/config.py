@@ -15,8 +15,9 @@ import os
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from selfimprove.config_file import ConfigError, format_validation_error, read_yaml_file
 
 # Defaults that keep the stack offline and quiet (see shared/STACK.md). A user
 # who has network and wants hub ids sets SELFIMPROVE_ONLINE=1.
@@ -57,10 +58,6 @@ def secret(name: str) -> str | None:
 
 def is_ci() -> bool:
     return os.environ.get("CI", "").lower() in ("1", "true", "yes")
-
-
-class ConfigError(ValueError):
-    """A configuration value is invalid; the message names the field and the value."""
 
 
 class _Section(BaseModel):
@@ -351,10 +348,40 @@ class LoopConfig(_Section):
     max_examples: int | None = Field(
         default=None, ge=1, description="Stop at a round boundary once this many are stored."
     )
+    max_round_examples: int | None = Field(
+        default=None, ge=1, description="Stop at a round boundary after a round stored this many."
+    )
+    max_tokens: int | None = Field(
+        default=None,
+        ge=1,
+        description="Stop at a round boundary once the run's model calls (student, teacher, "
+        "agents; prompt plus completion) used this many tokens in all.",
+    )
+    max_round_tokens: int | None = Field(
+        default=None, ge=1, description="Stop at a round boundary after a round used this many."
+    )
+    max_cost_usd: float | None = Field(
+        default=None,
+        gt=0,
+        description="Stop at a round boundary once the run's priced model calls (litellm's "
+        "cost map) cost this much in all; local models cost 0.",
+    )
+    max_round_cost_usd: float | None = Field(
+        default=None, gt=0, description="Stop at a round boundary after a round cost this much."
+    )
     health_checks: bool = Field(
         default=True,
-        description="Pause the loop (saying why) on a pass-rate collapse, a NaN or diverging "
-        "training loss, or health_max_rejections rejected rounds in a row.",
+        description="Pause the loop (saying why) on a pass-rate collapse, rounds whose samples "
+        "all score the same per task, a NaN or diverging training loss, or "
+        "health_max_rejections rejected rounds in a row.",
+    )
+    health_min_mixed: float = Field(
+        default=0.0,
+        ge=0,
+        lt=1,
+        description="Pause when at most this share of a round's sampled tasks got both passing "
+        "and failing samples (over at least 8 tasks sampled twice or more). 0: only when every "
+        "task's samples all scored the same, so there is nothing to contrast.",
     )
     health_collapse: float = Field(
         default=0.25,
@@ -413,48 +440,29 @@ class Config(_Section):
         return self
 
 
-def format_validation_error(exc: ValidationError, source: str) -> str:
-    """One line per problem: the dotted field, the offending value and what pydantic expected."""
-    lines = [f"invalid configuration in {source}:"]
-    for err in exc.errors():
-        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        value = err.get("input")
-        shown = repr(value)
-        if len(shown) > 80:
-            shown = shown[:77] + "..."
-        if err["type"] == "extra_forbidden":
-            lines.append(f"  {where}: unknown key (value {shown}); remove it or check its spelling")
-        else:
-            lines.append(f"  {where} = {shown}: {err['msg']}")
-    return "\n".join(lines)
-
-
 def load_config(path: str | Path) -> Config:
     """Read a YAML run configuration.
 
     Raises:
-        ConfigError: the file is missing, is not YAML, or holds an invalid value;
-            the message names the file, the field and the value.
+        ConfigError: the file is missing, empty, not UTF-8 YAML, gives a key twice,
+            or holds an invalid value; the message names the file, the line or the
+            field and the value, and says what to do.
     """
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"config file {str(path)!r} does not exist") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read config file {str(path)!r}: {exc}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"config file {str(path)!r} is not valid YAML: {exc}") from None
+    shown = repr(str(path))
+    data = read_yaml_file(path, shown)
     if data is None:
-        data = {}
+        raise ConfigError(
+            f"config file {shown} is empty; write the sections to change, "
+            "e.g. 'loop: {rounds: 1}', or '{}' for all the defaults"
+        )
     if not isinstance(data, dict):
         raise ConfigError(
-            f"config file {str(path)!r} must hold a mapping of sections "
-            f"(student, tasks, ...), got {type(data).__name__}"
+            f"config file {shown} must hold a mapping of sections "
+            f"({', '.join(Config.model_fields)}), got {type(data).__name__}; "
+            "write 'section:' lines with indented 'key: value' lines under them"
         )
     try:
         return Config.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(format_validation_error(exc, repr(str(path)))) from None
+        raise ConfigError(format_validation_error(exc, shown, Config)) from None

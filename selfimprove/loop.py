@@ -8,9 +8,9 @@ between steps (each one checkpointed in ``checkpoints.sqlite``):
 - applies ``control.json`` (``selfimprove.control``): a new ``rounds`` or
   ``tasks_per_round`` budget, ``require_approval`` switched on or off, ``paused`` (waits, state saved), ``stop`` (returns;
   ``resume=True`` continues from the same step);
-- at each round boundary, stops when a budget is spent (``loop.max_minutes``,
-  ``max_round_minutes``, ``max_examples``) and pauses, saying why, when a health
-  signal fires (``selfimprove.health``);
+- at each round boundary, stops when a budget is spent (``loop.max_*`` and
+  ``loop.max_round_*`` for minutes, examples, model tokens and cost) and pauses,
+  saying why, when a health signal fires (``selfimprove.health``);
 - answers the gate's approval interrupt (``loop.require_approval``): writes
   ``approval.json``, waits for ``decisions/round-N.json`` and resumes the graph
   with it.
@@ -119,16 +119,18 @@ def drive_deps(
 @contextmanager
 def real_deps(config: Config, show_progress: bool) -> Iterator[Any]:
     """The round graph's parts for ``config``: the student, sandbox, store, trainer."""
+    from selfimprove.tasks import Grader, load_task_set
+
+    task_set = load_task_set(config.tasks)  # first: a bad task file fails before slow imports
+
     from selfimprove.api import store_config
     from selfimprove.graphs.collect import make_collector
     from selfimprove.graphs.round import RoundDeps
     from selfimprove.memory import open_store, open_workflows
     from selfimprove.models import load_model
     from selfimprove.sandbox import SandboxPool
-    from selfimprove.tasks import Grader, load_task_set
     from selfimprove.trainers import train_round
 
-    task_set = load_task_set(config.tasks)
     store = open_store(store_config(config))
     loop = config.loop
     settings = collect_settings(config, show_progress=show_progress)
@@ -348,6 +350,8 @@ class LoopHandle:
             self.result = target()
         except BaseException as exc:  # reported through .error and wait()
             self.error = exc
+            if not isinstance(exc, RunStateError):  # that folder is another process's run
+                _record_failure(self.out_dir, exc)
 
     @property
     def running(self) -> bool:
@@ -371,6 +375,16 @@ class LoopHandle:
     def stop(self) -> None:
         """Stop after the current step (state saved; ``resume=True`` continues)."""
         self.run.stop()
+
+
+def _record_failure(out: Path, exc: BaseException) -> None:
+    """Say in ``events.jsonl`` that a background loop failed, when ``drive`` did not get
+    to (a bad task file, a model that does not load): the console and ``Run.status``
+    show "failed" with the error instead of "not_started" for ever."""
+    log = EventLog(out / "events.jsonl")
+    events = log.read()
+    if not events or events[-1].kind != "run_failed":
+        log.emit("run_failed", error=f"{type(exc).__name__}: {exc}"[:2000])
 
 
 def start_loop(config: Config, *, resume: bool = False, show_progress: bool = False) -> LoopHandle:

@@ -19,6 +19,7 @@ only the control files (``selfimprove.control``) and ``added_tasks.jsonl``.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
@@ -63,6 +64,10 @@ class RunStatus(BaseModel):
     last_event: Event | None = None
     progress: dict[str, Any] | None = Field(
         default=None, description="The latest progress, training_step or batch event's data"
+    )
+    usage: dict[str, float] = Field(
+        default_factory=dict,
+        description="Model calls, tokens and cost of the rounds reported so far, summed",
     )
 
 
@@ -144,6 +149,7 @@ class Run:
             control=control,
             last_event=last,
             progress=progress,
+            usage=dict(sum((Counter(r.usage) for r in rounds), Counter())),
         )
 
     @cached_property

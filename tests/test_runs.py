@@ -8,8 +8,10 @@ import time
 
 import pytest
 
-from selfimprove.loop import RunStateError, is_running
+from selfimprove.config import Config
+from selfimprove.loop import RunStateError, is_running, start_loop
 from selfimprove.runs import Run, RunError
+from selfimprove.tasks.loaders import TaskFileError
 from selfimprove.testing.runs import HELDOUT, start_scripted_run
 
 
@@ -189,6 +191,19 @@ def test_one_process_runs_a_folder_at_a_time(tmp_path):
     run.stop()
     handle.wait(30)
     assert not is_running(tmp_path)
+    assert not run.events(kinds={"run_failed"})  # the refused second start wrote nothing
+
+
+def test_a_background_loop_that_fails_before_its_first_step_says_so(tmp_path):
+    config = Config()
+    config.loop.out_dir = tmp_path / "run"
+    config.tasks.files = [tmp_path / "missing.jsonl"]
+    handle = start_loop(config)
+    with pytest.raises(TaskFileError, match="missing.jsonl"):
+        handle.wait(60)
+    status = Run(tmp_path / "run").status()
+    assert status.state == "failed"
+    assert "missing.jsonl" in status.last_event.data["error"]
 
 
 def test_status_of_a_folder_with_no_run(tmp_path):

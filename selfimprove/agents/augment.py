@@ -29,6 +29,7 @@ import random
 import re
 from collections import Counter
 from collections.abc import Collection, Sequence
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from selfimprove.agents.prompt_file import PromptFile
 from selfimprove.memory.decontaminate import find_task_leaks
 from selfimprove.models.base import ChatModel
-from selfimprove.tasks.extract import extract_code, parse_number
+from selfimprove.tasks.extract import extract_code, parse_number, storable
 from selfimprove.tasks.suite import split_key
 from selfimprove.tasks.variants import can_vary, variants
 from selfimprove.tasks.verifiers import Grader, answer_match
@@ -49,6 +50,7 @@ TEACHER_TEMPERATURE = 0.7  # several tasks per failure must differ
 _JSON_BLOCK = re.compile(r"```(?:json)?\s*\n(.*?)```", re.DOTALL)
 _TEST = re.compile(r"^\s*(?:assert\b|def\s+check\s*\()", re.MULTILINE)  # tests that test
 _MAX_OBJECT_STARTS = 50  # where to try decoding a JSON object in a long reply
+PARSE_CHARS = 50_000  # a reply is searched this far (a task is a few thousand characters)
 _CODE_KEYS = ("prompt", "entry_point", "tests", "reference")
 
 
@@ -226,14 +228,15 @@ def _ask_teacher(
 def _json_object(text: str) -> dict[str, Any] | None:
     """The first JSON object in ``text`` (fenced blocks first); None if there is none."""
     decoder = json.JSONDecoder()
+    text = text[:PARSE_CHARS]  # a server ignoring max_tokens must not cost seconds per reply
     for chunk in [*_JSON_BLOCK.findall(text), text]:
-        starts = [m.start() for m in re.finditer(r"\{", chunk)][:_MAX_OBJECT_STARTS]
-        for start in starts:
+        starts = islice(re.finditer(r"\{", chunk), _MAX_OBJECT_STARTS)
+        for start in (m.start() for m in starts):
             try:
                 value, _ = decoder.raw_decode(chunk, start)
             except (ValueError, RecursionError):
                 continue
-            if isinstance(value, dict):
+            if isinstance(value, dict) and storable(value):
                 return value
     return None
 

@@ -32,6 +32,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from selfimprove.agents.prompt_file import PromptFile
 from selfimprove.models.base import ChatModel
+from selfimprove.tasks.extract import storable
 from selfimprove.types import Task, Verdict
 
 PROMPT_PATH = Path(__file__).parent / "prompts" / "critic.txt"
@@ -273,6 +274,8 @@ def _fields(obj: Any) -> tuple[dict[str, Any] | None, str]:
     """The validated ``verdict`` and ``errors`` of a decoded object, or None and why not."""
     if not isinstance(obj, dict):
         return None, f"expected a JSON object, got {type(obj).__name__}"
+    if not storable(obj):
+        return None, "a string in it holds a lone surrogate escape such as \\ud800"
     obj = {str(k).strip().lower(): v for k, v in obj.items()}  # "Verdict" is "verdict"
     verdict = _VERDICTS.get(str(obj.get("verdict", "")).strip().lower())
     if verdict is None:

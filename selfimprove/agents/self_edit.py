@@ -14,8 +14,9 @@ pair that differs in one error:
 
 All requests go out in one batched ``generate`` (per generation-settings group)
 and all candidate edits are graded in one batch. Odd model output (empty, prose,
-the unchanged answer, a rewrite of everything) is simply not kept; nothing here
-raises on it. The request comes from ``agents/prompts/self_edit.txt``.
+the unchanged answer, a rewrite of everything, an enormous reply, unprintable
+characters) is simply not kept; nothing here raises on it. The request comes from
+``agents/prompts/self_edit.txt``.
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ SELF_EDIT_ERRORS: dict[str, dict[str, str]] = {
 """Task kind -> {error name: what the error is}, as the request names them."""
 
 _TOKEN = re.compile(r"\w+|\S")
+_SLACK_CHARS = 200  # a reply may wrap its edit in a fence and a sentence
 _FENCE = re.compile(r"```[ \t]*(?:python|py|python3)?[ \t]*\n(.*?)(?:```|\Z)", re.DOTALL)
 
 
@@ -218,11 +220,17 @@ def _edit_of(task: Task, original: str, reply: str) -> tuple[str, int] | None:
 
     Code is compared code to code, so fences and prose around it do not count as
     edits, and the edited code goes back where the original's code was. Code that
-    parsed before and no longer parses is a broken answer, not a subtle error.
+    parsed before and no longer parses is a broken answer, not a subtle error; so is a
+    reply much longer than the original, or one that adds unprintable characters (NUL,
+    control characters, bidi or zero-width marks).
     """
+    if len(reply) > 2 * len(original) + _SLACK_CHARS or _odd(reply) - _odd(original):
+        return None
     if task.kind != "code":
         text = reply.strip()
-        return (text, changed_tokens(original, text)) if text else None
+        if not text or ("```" in text and "```" not in original):  # a fence: a new format
+            return None
+        return text, changed_tokens(original, text)
     before, after = extract_code(original), extract_code(reply).strip("\n")
     if not after.strip() or (_parses(before) and not _parses(after)):
         return None
@@ -233,6 +241,11 @@ def _edit_of(task: Task, original: str, reply: str) -> tuple[str, int] | None:
     else:
         text = f"{after}\n" if not fences else f"```python\n{after}\n```"
     return text, changed_tokens(before, after)
+
+
+def _odd(text: str) -> set[str]:
+    """The unprintable characters in ``text`` other than line breaks and tabs."""
+    return {ch for ch in text if not ch.isprintable() and ch not in "\n\r\t"}
 
 
 def _parses(code: str) -> bool:

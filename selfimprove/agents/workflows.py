@@ -39,13 +39,14 @@ from pydantic import BaseModel, ConfigDict
 from selfimprove.agents.prompt_file import PromptFile
 from selfimprove.models.base import ChatModel, ModelError
 from selfimprove.tasks import SUITES
-from selfimprove.tasks.extract import answer_candidate, extract_code
+from selfimprove.tasks.extract import answer_candidate, extract_code, storable
 from selfimprove.types import Task, content_id
 
 PROMPT_PATH = Path(__file__).parent / "prompts" / "induce_workflow.txt"
 TEACHER_MAX_TOKENS = 400
 SHOWN_EXAMPLES = 3  # examples per teacher prompt
 SHOWN_CHARS = 700  # per example answer, and per workflow in a student prompt
+PARSE_CHARS = 20_000  # how much of a teacher reply is read
 _ORDINALS = ("second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth", "tenth")
 _QUOTES = ("'", '"')
 _VALUE = re.compile(
@@ -340,12 +341,13 @@ def _statement(flow: Workflow) -> str:
 
 def _from_teacher(reply: str, group: list[_Abstract], flow: Workflow) -> Workflow | None:
     """The teacher's workflow, or None when the reply is not usable JSON or leaks values."""
+    reply = reply[:PARSE_CHARS]  # a longer reply is not a workflow (and JSON cut here fails)
     start, end = reply.find("{"), reply.rfind("}")
     try:
         data = json.loads(reply[start : end + 1]) if 0 <= start < end else None
     except (json.JSONDecodeError, RecursionError):
         return None
-    if not isinstance(data, dict) or not isinstance(data.get("title"), str):
+    if not isinstance(data, dict) or not isinstance(data.get("title"), str) or not storable(data):
         return None
     steps = data.get("steps", data.get("text"))
     if isinstance(steps, list) and steps and all(isinstance(s, str) and s.strip() for s in steps):

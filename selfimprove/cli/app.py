@@ -9,7 +9,8 @@
     selfimprove chat [--run runs/demo]                        # operator chat in the terminal
 
 User errors (bad files, bad config) print one clear message and exit with
-status 2; no tracebacks.
+status 2; a model or provider that fails for good (``ModelError``: server down,
+bad key, retries spent) prints its message and exits with status 1. No tracebacks.
 """
 
 from __future__ import annotations
@@ -22,9 +23,11 @@ from typing import Annotated, Any, Literal
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from selfimprove.config import Config, ConfigError, load_config
+from selfimprove.models.base import ModelError
 from selfimprove.tasks.loaders import TaskFileError
 
 app = typer.Typer(
@@ -35,11 +38,34 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 _USER_ERRORS = (ConfigError, TaskFileError, FileNotFoundError)
+_SAVED = "the run is saved up to its last finished step: fix that, then rerun with --resume"
 
 
-def _fail(message: str) -> None:
-    Console(stderr=True).print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-    raise typer.Exit(2)
+def _fail(message: str, code: int = 2) -> None:
+    # escaped: a provider's message may hold brackets that rich would read as markup
+    text = f"[bold red]error:[/] {escape(message)}"
+    Console(stderr=True).print(text, highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def _check_out_dir(out: Path) -> None:
+    """Fail early on a run folder that is a file or lies under one (mkdir's error says neither)."""
+    for folder in (out, *out.parents):
+        if folder.exists():
+            if not folder.is_dir():
+                _fail(
+                    f"run folder {str(out)!r}: {str(folder)!r} is a file, not a folder; "
+                    "pick another --out or loop.out_dir"
+                )
+            return
+
+
+def _named_in(cfg: Config, path: str) -> str:
+    """Which config field names the task file ``path``, so the user knows what to edit."""
+    for field in ("files", "guard_files"):
+        if any(str(named) == path for named in getattr(cfg.tasks, field)):
+            return f" (named in the config's tasks.{field})"
+    return ""
 
 
 @app.command()
@@ -99,6 +125,7 @@ def demo(
     except ConfigError as exc:
         _fail(str(exc))
     cfg.loop.out_dir = out
+    _check_out_dir(out)
     if rounds is not None:
         cfg.loop.rounds = rounds
     cfg.store.path = out / "store"
@@ -117,8 +144,12 @@ def demo(
     )
     try:
         result = run_baseline(cfg)
+    except TaskFileError as exc:
+        _fail(f"{exc}{_named_in(cfg, exc.path)}")
     except _USER_ERRORS as exc:
         _fail(str(exc))
+    except ModelError as exc:
+        _fail(str(exc), code=1)
     table = Table(title="Baseline held-out pass@1 (greedy)")
     table.add_column("suite")
     table.add_column("n", justify="right")
@@ -160,18 +191,24 @@ def run(
 
 
 def _run_loop(cfg: Config, *, resume: bool) -> None:
-    from selfimprove.eval.report import agent_summary, suite_names
+    from selfimprove.eval.report import agent_summary, spent, suite_names
     from selfimprove.loop import RunStateError, run_loop
 
+    _check_out_dir(Path(cfg.loop.out_dir))
     # Rich wraps at 80 columns when writing to a file or pipe; the table needs ~100.
     console = Console() if sys.stdout.isatty() else Console(width=120)
     try:
         rounds = run_loop(cfg, resume=resume, on_event=_event_printer(console, cfg.loop.out_dir))
+    except TaskFileError as exc:
+        _fail(f"{exc}{_named_in(cfg, exc.path)}")
     except (*_USER_ERRORS, RunStateError) as exc:
         _fail(str(exc))
+    except ModelError as exc:  # a provider failed for good: not a bug, and the run is saved
+        _fail(f"{exc}\n{_SAVED}", code=1)
     suites = suite_names(rounds)
     table = Table(title=f"Rounds ({cfg.loop.out_dir})")
-    for column in ("round", "promoted", "held-out pass@1", *suites, "new examples", "minutes"):
+    columns = ("round", "promoted", "held-out pass@1", *suites, "new examples", "minutes", "tokens")
+    for column in columns:
         table.add_column(column, justify="left" if column in ("round", "promoted") else "right")
     for r in rounds:
         promoted = "baseline" if r.round == 0 else ("yes" if r.promoted else "no (rolled back)")
@@ -182,6 +219,7 @@ def _run_loop(cfg: Config, *, resume: bool) -> None:
             *(f"{r.metrics.get(f'{s}_pass_at_1', 0.0):.1%}" for s in suites),
             str(r.counts.get("new", "")),
             f"{sum(r.timings.values()) / 60:.1f}",
+            spent(r.usage),
         )
     console.print(table)
     for r in rounds[1:]:

@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from pydantic import ValidationError
 
 from selfimprove.control import DecisionError
-from selfimprove.eval.report import EXAMPLE_KINDS, RoundRecord, suite_names
+from selfimprove.eval.report import EXAMPLE_KINDS, RoundRecord, spent, suite_names
 from selfimprove.runs import Run, RunError, RunStatus
 from selfimprove.types import Example
 
@@ -173,6 +173,8 @@ def render_status(status: RunStatus) -> str:
         if status.heldout_pass_at_1 is not None and status.rounds_done:
             line += f" → promoted {status.heldout_pass_at_1:.1%}"
         lines.append(line)
+    if status.usage:
+        lines.append(f"- model tokens: {spent(status.usage)}")
     if status.last_event is not None:
         event = status.last_event
         where = f" (round {event.round})" if event.round is not None else ""

@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field
 
 from selfimprove.eval.metrics import mean, pass_at_k
 from selfimprove.models.base import ChatModel, ProgressFn, Prompt
+from selfimprove.models.bounded import bounded
 from selfimprove.progress import progress_bar
 from selfimprove.tasks.verifiers import Grader
 from selfimprove.types import Attempt, Completion, Task
@@ -131,7 +132,7 @@ def evaluate(
     start = time.perf_counter()
     with progress_bar("generating", total=len(tasks), enabled=show_progress) as advance:
         rows = generate_for_tasks(
-            model, tasks, n=samples, temperature=temperature, seed=seed, progress=advance
+            bounded(model), tasks, n=samples, temperature=temperature, seed=seed, progress=advance
         )
     texts = [[c.text for c in row] for row in rows]
     tokens = sum(c.tokens for row in rows for c in row)

@@ -4,7 +4,9 @@
 
     {"rounds": [{"round": 0, "promoted": true, "metrics": {"heldout_pass_at_1": 0.21, ...},
                  "counts": {...}, "train_loss": [...], "reasons": [...],
-                 "timings": {"evaluate": 95.1, ...}}, ...]}
+                 "timings": {"evaluate": 95.1, ...},
+                 "usage": {"calls": 3, "prompt_tokens": 5200, "completion_tokens": 9100,
+                           "cost_usd": 0.0, "unpriced_calls": 0}}, ...]}
 
 Round 0 is the baseline (the starting model, promoted by definition). Files are
 written atomically (temp file + rename), so a reader never sees half a report.
@@ -39,6 +41,8 @@ class RoundRecord(BaseModel):
     reasons: list[str] = Field(default_factory=list)
     model_path: str | None = None
     timings: dict[str, float] = Field(default_factory=dict)  # seconds per stage
+    # Model calls, prompt/completion tokens and cost_usd spent (models.base.Usage fields).
+    usage: dict[str, float] = Field(default_factory=dict)
 
 
 def eval_metrics(report: EvalReport) -> dict[str, float]:
@@ -79,7 +83,7 @@ def suite_names(rows: Sequence[RoundRecord]) -> list[str]:
 def summary_markdown(rows: Sequence[RoundRecord], *, title: str = "") -> str:
     """A short Markdown table: one line per round, with the gate's decision."""
     suites = suite_names(rows)
-    head = ["round", "promoted", "held-out pass@1", *suites, "new examples", "minutes"]
+    head = ["round", "promoted", "held-out pass@1", *suites, "new examples", "minutes", "tokens"]
     lines = [f"# {title or 'selfimprove run'}", "", "| " + " | ".join(head) + " |"]
     lines.append("|" + "---|" * len(head))
     for r in rows:
@@ -90,6 +94,7 @@ def summary_markdown(rows: Sequence[RoundRecord], *, title: str = "") -> str:
             *(f"{r.metrics.get(f'{s}_pass_at_1', 0.0):.1%}" for s in suites),
             str(r.counts.get("new", "")),
             f"{sum(r.timings.values()) / 60:.1f}" if r.timings else "",
+            spent(r.usage),
         ]
         lines.append("| " + " | ".join(cells) + " |")
     decisions = [f"- round {r.round}: " + "; ".join(r.reasons) for r in rows if r.reasons]
@@ -99,6 +104,16 @@ def summary_markdown(rows: Sequence[RoundRecord], *, title: str = "") -> str:
     if agents:
         lines += ["", "Agents:", *agents]
     return "\n".join(lines) + "\n"
+
+
+def spent(usage: Mapping[str, float]) -> str:
+    """Model tokens of a ``usage`` dict, and the cost where a provider priced any call:
+    ``12,345`` or ``12,345 ($0.02)``; empty when nothing was recorded."""
+    if not usage:
+        return ""
+    tokens = usage.get("prompt_tokens", 0) + usage.get("completion_tokens", 0)
+    cost = usage.get("cost_usd", 0.0)
+    return f"{tokens:,.0f}" + (f" (${cost:.2f})" if cost else "")
 
 
 def critic_scores(counts: Mapping[str, int]) -> dict[str, float]:

@@ -12,7 +12,9 @@ switched on and given work (``AFTER_VERIFY``): ``critique`` a sample of answers,
 ``self_review`` a sample, ``self_debug`` tasks with no passing answer, ``inject``
 errors into verified answers (operators and LLM self-edit) → ``store``
 everything with lineage in one ``store.add`` → ``induce`` workflows from the
-successes and retire unhelpful ones. The optional steps live in ``collect_agents``.
+successes and retire unhelpful ones. The optional steps live in ``collect_agents``;
+models are read through ``models.bounded`` (a completion longer than its
+``max_tokens`` allows is cut, a lone surrogate replaced), so odd output costs little.
 What is stored:
 
 - every answer as an ``attempt`` (passed, reason); every distinct correct answer
@@ -34,7 +36,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Annotated, Any, Literal, TypedDict
 
 from langgraph.graph import END, START, StateGraph
@@ -58,6 +60,7 @@ from selfimprove.graphs.collect_examples import task_examples
 from selfimprove.memory.base import ExampleStore, unique_by_id
 from selfimprove.memory.workflows import WorkflowMemory
 from selfimprove.models.base import ChatModel
+from selfimprove.models.bounded import bounded
 from selfimprove.progress import progress_bar, spinner
 from selfimprove.tasks.verifiers import Grader
 from selfimprove.types import Example, Task, Verdict
@@ -197,7 +200,8 @@ class _Nodes:
     """The graph's nodes (each returns a partial state update) and its pure routers."""
 
     def __init__(self, deps: CollectDeps) -> None:
-        self.deps = deps
+        # every model text this graph grades or stores is cut to size and encodable
+        self.deps = replace(deps, model=bounded(deps.model), teacher=bounded(deps.teacher))
         self.s = deps.settings
 
     def retrieve(self, state: CollectState) -> CollectState:
@@ -253,7 +257,16 @@ class _Nodes:
         solved = sum(any(x["passed"] for x in row) for row in graded.values())
         passed = sum(v.passed for v in verdicts)
         emit("batch_verified", round=state.get("round"), passed=passed, total=len(verdicts))
-        return {"samples": graded, "counts": {"samples_passed": passed, "tasks_solved": solved}}
+        # A group (a task's samples, 2 or more) is "mixed" when some pass and some fail:
+        # the contrast rejection sampling and DPO learn from (health.py watches the share).
+        groups = [{x["passed"] for x in row} for row in graded.values() if len(row) > 1]
+        counts = {
+            "samples_passed": passed,
+            "tasks_solved": solved,
+            "groups": len(groups),
+            "groups_mixed": sum(len(outcomes) == 2 for outcomes in groups),
+        }
+        return {"samples": graded, "counts": counts}
 
     def self_debug(self, state: CollectState) -> CollectState:
         # debug one failed answer per task; an empty one gives the model nothing to fix

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import operator
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,7 +45,7 @@ from selfimprove.memory.decontaminate import check_decontaminated
 from selfimprove.memory.dedup import drop_duplicates
 from selfimprove.memory.export import dpo_dataset, sft_dataset
 from selfimprove.memory.workflows import WorkflowMemory
-from selfimprove.models.base import ChatModel
+from selfimprove.models.base import ChatModel, metering
 from selfimprove.tasks import Grader, TaskSet
 from selfimprove.trainers.manifest import MANIFEST_NAME, load_manifest
 from selfimprove.types import Example
@@ -64,6 +65,7 @@ class RoundState(TypedDict, total=False):
     counts: dict[str, int]
     train_loss: list[float]
     timings: dict[str, float]  # seconds per stage of the current round
+    usage: dict[str, float]  # model calls, tokens and cost of the current round (Usage fields)
     records: Annotated[list[dict[str, Any]], operator.add]
 
 
@@ -103,7 +105,8 @@ def build_round_graph(deps: RoundDeps, *, checkpointer: Any = None):
 
     def baseline(state: RoundState) -> RoundState:
         start = time.perf_counter()
-        path, guard = _evaluate_all(deps, state["incumbent"], deps.out_dir / "round-0")
+        with metering() as spent:
+            path, guard = _evaluate_all(deps, state["incumbent"], deps.out_dir / "round-0")
         report = EvalReport.model_validate_json(path.read_text())
         counts = {}
         if deps.config.loop.workflows and deps.config.loop.workflows_offline:
@@ -116,6 +119,7 @@ def build_round_graph(deps: RoundDeps, *, checkpointer: Any = None):
             model_path=state["incumbent"],
             reasons=["baseline"],
             timings={"evaluate": round(time.perf_counter() - start, 2)},
+            usage=spent.model_dump(),
         )
         deps.on_event("baseline", record.model_dump())
         return {
@@ -202,6 +206,7 @@ def build_round_graph(deps: RoundDeps, *, checkpointer: Any = None):
             reasons=reasons,
             model_path=state.get("candidate"),
             timings=state.get("timings", {}),
+            usage=state.get("usage", {}),
         )
         deps.on_event("gate", record.model_dump())
         update: RoundState = {
@@ -211,6 +216,7 @@ def build_round_graph(deps: RoundDeps, *, checkpointer: Any = None):
             "candidate_eval": None,
             "candidate_guard": None,
             "timings": {},
+            "usage": {},
         }
         if promote:
             update |= {
@@ -272,13 +278,24 @@ def _ask_operator(
 
 
 def _timed(stage: str, node: Callable[[RoundState], RoundState]) -> Callable:
-    """``node`` that also records its wall time under ``timings[stage]``."""
+    """``node`` that also records its wall time under ``timings[stage]`` and adds what
+    its model calls spent (tokens, cost) to the round's ``usage``.
+
+    A stage re-run after a crash counts its calls again: the usage is what the
+    finished attempt spent, not what the crashed one did.
+    """
 
     def timed(state: RoundState) -> RoundState:
         start = time.perf_counter()
-        update = node(state)
-        spent = round(time.perf_counter() - start, 2)
-        return update | {"timings": {**state.get("timings", {}), stage: spent}}
+        with metering() as spent:
+            update = node(state)
+        took = round(time.perf_counter() - start, 2)
+        usage = Counter(state.get("usage", {}))
+        usage.update(spent.model_dump())
+        return update | {
+            "timings": {**state.get("timings", {}), stage: took},
+            "usage": dict(usage),
+        }
 
     timed.__name__ = stage
     return timed

@@ -6,12 +6,16 @@ transformers model (``selfimprove.models.local``), any litellm model
 (``selfimprove.testing.FakeChatModel``). Callers depend on ``ChatModel`` only.
 
 This module also holds what the backends share: prompt normalisation, stop-string
-truncation and the ``Usage`` counter.
+truncation, the ``Usage`` counter and ``metering``, which totals what every
+backend spends inside a block (the round graph meters each stage with it).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Protocol, runtime_checkable
 
 from pydantic import BaseModel, Field
@@ -54,7 +58,21 @@ class Usage(BaseModel):
         completion_tokens: int = 0,
         cost_usd: float | None = 0.0,
     ) -> None:
-        """Add one call's numbers; ``cost_usd=None`` means the cost is unknown."""
+        """Add one call's numbers; ``cost_usd=None`` means the cost is unknown.
+
+        Every ``metering`` block open in the caller's context gets the same numbers.
+        """
+        numbers = (calls, prompt_tokens, completion_tokens, cost_usd)
+        self._add(*numbers)
+        meters = [m for m in _meters.get() if m is not self]
+        if meters:
+            with _meter_lock:
+                for meter in meters:
+                    meter._add(*numbers)
+
+    def _add(
+        self, calls: int, prompt_tokens: int, completion_tokens: int, cost_usd: float | None
+    ) -> None:
         self.calls += calls
         self.prompt_tokens += prompt_tokens
         self.completion_tokens += completion_tokens
@@ -66,6 +84,30 @@ class Usage(BaseModel):
     @property
     def total_tokens(self) -> int:
         return self.prompt_tokens + self.completion_tokens
+
+
+_meters: ContextVar[tuple[Usage, ...]] = ContextVar("selfimprove_usage_meters", default=())
+_meter_lock = threading.Lock()
+
+
+@contextmanager
+def metering() -> Iterator[Usage]:
+    """Total what every backend spends inside the block, in this context.
+
+        with metering() as spent:
+            model.generate(prompts)
+        spent.total_tokens, spent.cost_usd
+
+    Blocks nest (an outer block sees the inner one's calls too). Backends that
+    call ``Usage.add`` from worker threads submit their work with a copy of the
+    caller's context (``contextvars.copy_context().run``) so the calls are seen.
+    """
+    spent = Usage()
+    token = _meters.set((*_meters.get(), spent))
+    try:
+        yield spent
+    finally:
+        _meters.reset(token)
 
 
 @runtime_checkable

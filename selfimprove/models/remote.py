@@ -7,10 +7,11 @@
 
 Chat APIs take one prompt per request, so a batch runs as concurrent requests
 (a bounded thread pool). Rate limits, 5xx answers, timeouts and connection errors
-are retried with exponential backoff and jitter; after the last retry a
-``ModelError`` names the model and the api_base. litellm is imported lazily (it
-takes ~6 s) and only after ``setup_environment()``, which stops it fetching its
-cost map from the internet.
+are retried with exponential backoff and jitter (at least the server's Retry-After);
+after the last retry, or at once for errors retrying cannot fix (bad key, unknown
+model), a ``ModelError`` names the model and the api_base and says what to do.
+litellm is imported lazily (it takes ~6 s) and only after ``setup_environment()``,
+which stops it fetching its cost map from the internet.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from contextvars import copy_context
 from typing import Any
 
 from selfimprove.config import ModelConfig, secret, setup_environment
@@ -162,7 +164,8 @@ class LiteLLMModel:
         pool = ThreadPoolExecutor(max_workers=min(self.max_concurrency, len(prompts)))
         try:
             futures = {
-                pool.submit(self._sample, messages, samples, params, stop): i
+                # Each request runs in a copy of the caller's context: usage meters see it.
+                pool.submit(copy_context().run, self._sample, messages, samples, params, stop): i
                 for i, messages in enumerate(conversations)
             }
             for future in as_completed(futures):
@@ -257,13 +260,42 @@ class LiteLLMModel:
     def _describe_failure(self, exc: Exception, attempts: int, transient: bool) -> str:
         detail = f"{type(exc).__name__}: {str(exc)[:300]}"
         if not transient:
-            return f"{self._where} failed with an error that retrying cannot fix: {detail}"
-        hint = (
-            "check that the server is running and reachable"
-            if self.api_base
-            else "check the provider's status, your quota and the network"
-        )
-        return f"{self._where} failed after {attempts} attempts: {detail}; {hint}"
+            what = "failed with an error that retrying cannot fix"
+        else:
+            what = f"failed after {attempts} attempts"
+        return f"{self._where} {what}: {detail}; {self._what_to_do(exc)}"
+
+    def _what_to_do(self, exc: Exception) -> str:
+        """The hint that ends a ``ModelError``: what the user can change, by kind of failure."""
+        status = getattr(exc, "status_code", None)
+        kind = type(exc).__name__
+        if status == 401:
+            return "check the API key (the variable api_key_env names, or api_key)"
+        if status == 403:
+            return "check that the API key may use this model"
+        if status == 404:
+            served = " and that the server at api_base serves it" if self.api_base else ""
+            return f"check the model name{served}"
+        if kind == "ContextWindowExceededError":
+            return "the prompt is longer than the model's context: use a model with a longer one"
+        if status == 400 or kind in ("BadRequestError", "UnsupportedParamsError"):
+            return "check the request's parameters (max_tokens, stop, n) against the model"
+        if status == 429:
+            return (
+                "the provider is rate limiting: lower the model's batch_size (requests in "
+                "flight) or raise your quota, then resume the run"
+            )
+        if status == 408 or "Timeout" in kind:
+            return (
+                f"no reply within timeout_s={self.timeout_s:g}: raise timeout_s or check "
+                "the server's load"
+            )
+        if self.api_base:
+            return (
+                "check that the server is running and reachable and that api_base points "
+                "at its OpenAI-compatible /v1"
+            )
+        return "check the provider's status, your quota and the network"
 
     def _account(self, response: Any, litellm: Any) -> None:
         usage = getattr(response, "usage", None)
@@ -315,13 +347,20 @@ def _is_transient(exc: Exception, litellm: Any) -> bool:
 
 
 def _retry_after_s(exc: Exception) -> float | None:
-    """The server's Retry-After header in seconds, when it sent one."""
-    response = getattr(exc, "response", None)
-    headers = getattr(response, "headers", None)
-    try:
-        return float(headers.get("retry-after")) if headers else None
-    except (TypeError, ValueError):
-        return None
+    """The server's Retry-After header, when it sent one as a number of seconds."""
+    # litellm keeps the server's headers in litellm_response_headers; the response it
+    # attaches to its own exceptions is rebuilt without them.
+    for headers in (
+        getattr(exc, "litellm_response_headers", None),
+        getattr(getattr(exc, "response", None), "headers", None),
+    ):
+        try:
+            value = headers.get("retry-after") if headers else None
+            if value is not None:
+                return float(value)
+        except (AttributeError, TypeError, ValueError):  # an HTTP date, or odd headers
+            pass
+    return None
 
 
 def _split_tokens(total: int, weights: list[int]) -> list[int]:

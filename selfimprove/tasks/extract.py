@@ -11,7 +11,9 @@ All functions are pure and never raise on odd input.
 
 from __future__ import annotations
 
+import json
 import re
+from typing import Any
 
 _NUMBER = r"[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?"
 _NUMBER_RE = re.compile(rf"(?<![\w.]){_NUMBER}(?![\w])")
@@ -68,7 +70,7 @@ def extract_number(text: str) -> tuple[float | None, str]:
     candidate = answer_candidate(text)
     value = parse_number(candidate)
     if value is not None:
-        return value, f"answer {candidate!r}"
+        return value, f"answer {_shown(candidate)!r}"
     value = parse_number(text)
     if value is not None:
         return value, "only number in the reply"
@@ -112,10 +114,28 @@ def extract_code(text: str) -> str:
     return text
 
 
+def storable(value: Any) -> bool:
+    """Whether ``value`` (text, or what JSON decoded to) can be encoded as UTF-8.
+
+    A JSON ``"\\ud800"`` escape decodes to a lone surrogate, which breaks content ids,
+    JSON output and the store; readers of model JSON treat such output as unusable.
+    """
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except (UnicodeEncodeError, TypeError, ValueError, RecursionError):
+        return False
+    return True
+
+
 def normalize_text(text: str, *, case_sensitive: bool = True) -> str:
     """Whitespace-folded, trimmed of surrounding punctuation and quotes."""
     text = " ".join(text.split()).strip(_TRIM)
     return text if case_sensitive else text.casefold()
+
+
+def _shown(text: str, limit: int = 60) -> str:
+    """``text`` as a verdict quotes it: an enormous reply must not become an enormous reason."""
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _has_marker(text: str) -> bool:

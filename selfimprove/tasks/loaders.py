@@ -15,6 +15,7 @@ Every problem raises ``TaskFileError`` naming the file, the line and what to do.
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,7 +25,10 @@ from pydantic import ValidationError
 
 from selfimprove.types import Split, Task
 
-MAX_LINE_BYTES = 4 << 20
+MAX_LINE_BYTES = 4 << 20  # one task per line; longer means this is not a JSONL task file
+_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+_ONE_OBJECT = 'each line must be one JSON object, e.g. {"id": "t1", "prompt": "..."}'
+_ONE_SOLUTION = 'each line needs {"task_id": ..., "completion": "..."}'
 
 
 class TaskFileError(ValueError):
@@ -37,41 +41,66 @@ class TaskFileError(ValueError):
 
 
 def read_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    """Yield ``(line_number, object)`` for each non-blank line of a JSONL file."""
+    """Yield ``(line_number, object)`` for each non-blank line of a JSONL file.
+
+    Blank lines are skipped but counted, so line numbers match an editor's. A line
+    is read at most ``MAX_LINE_BYTES`` at a time, so a huge or binary file fails
+    fast instead of filling memory.
+    """
     path = Path(path)
     try:
         handle = path.open("rb")
     except FileNotFoundError:
-        raise TaskFileError(path, None, "file does not exist") from None
+        where = "" if path.is_absolute() else f" (relative to {os.getcwd()!r})"
+        raise TaskFileError(path, None, f"file does not exist; check the path{where}") from None
+    except IsADirectoryError:
+        raise TaskFileError(path, None, "is a folder; give the path of a JSONL file") from None
     except OSError as exc:
         raise TaskFileError(path, None, f"cannot open: {exc.strerror}") from None
     with handle:
-        for number, raw in enumerate(handle, start=1):
-            if len(raw) > MAX_LINE_BYTES:
-                raise TaskFileError(
-                    path, number, f"line is {len(raw)} bytes, over the {MAX_LINE_BYTES} limit"
-                )
-            if b"\x00" in raw:
-                raise TaskFileError(path, number, "binary data (NUL byte); expected UTF-8 JSONL")
-            try:
-                text = raw.decode("utf-8-sig" if number == 1 else "utf-8")
-            except UnicodeDecodeError as exc:
-                raise TaskFileError(
-                    path, number, f"not UTF-8 ({exc.reason} at byte {exc.start}); re-save as UTF-8"
-                ) from None
-            if not text.strip():
-                continue
-            try:
-                obj = json.loads(text)
-            except json.JSONDecodeError as exc:
-                raise TaskFileError(
-                    path, number, f"invalid JSON ({exc.msg} at column {exc.colno})"
-                ) from None
-            if not isinstance(obj, dict):
-                raise TaskFileError(
-                    path, number, f"expected a JSON object, got {type(obj).__name__}"
-                )
-            yield number, obj
+        for number, raw in enumerate(iter(lambda: handle.readline(MAX_LINE_BYTES + 1), b""), 1):
+            obj = _parse_line(path, number, raw)
+            if obj is not None:
+                yield number, obj
+
+
+def _parse_line(path: Path, number: int, raw: bytes) -> dict[str, Any] | None:
+    """The object on one line, None for a blank line."""
+    if len(raw) > MAX_LINE_BYTES:
+        raise TaskFileError(
+            path,
+            number,
+            f"line is longer than {MAX_LINE_BYTES >> 20} MiB, the limit for one task; "
+            "is this a JSONL file (one task per line)?",
+        )
+    if b"\x00" in raw:
+        if number == 1 and raw.startswith(_UTF16_BOMS):
+            raise TaskFileError(path, number, "file is UTF-16 text; re-save it as UTF-8")
+        raise TaskFileError(
+            path,
+            number,
+            f"binary data (NUL byte at column {raw.index(0) + 1}); expected UTF-8 JSONL text "
+            "(UTF-16 text also has NUL bytes: re-save it as UTF-8)",
+        )
+    try:
+        text = raw.decode("utf-8-sig" if number == 1 else "utf-8")
+    except UnicodeDecodeError as exc:
+        raise TaskFileError(
+            path, number, f"not UTF-8 ({exc.reason} at byte {exc.start}); re-save it as UTF-8"
+        ) from None
+    if not text.strip():
+        return None
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise TaskFileError(
+            path, number, f"invalid JSON ({exc.msg} at column {exc.colno}); {_ONE_OBJECT}"
+        ) from None
+    if not isinstance(obj, dict):
+        raise TaskFileError(
+            path, number, f"expected a JSON object, got {type(obj).__name__}; {_ONE_OBJECT}"
+        )
+    return obj
 
 
 def detect_format(obj: dict[str, Any]) -> str | None:
@@ -116,10 +145,21 @@ def task_from_object(obj: dict[str, Any], *, default_id: str, split: Split, suit
     try:
         return Task.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(map(str, e['loc'])) or 'task'}: {e['msg']}" for e in exc.errors()
-        )
+        problems = "; ".join(_problem(e) for e in exc.errors())
         raise ValueError(f"invalid {fmt} task: {problems}") from None
+
+
+def _problem(error: Any) -> str:
+    """One pydantic error as ``field = value: what it should be``."""
+    field = ".".join(map(str, error["loc"]))
+    if not field:
+        return f"task: {error['msg']}"
+    return f"{field} = {_short(error.get('input'))}: {error['msg']}"
+
+
+def _short(value: Any) -> str:
+    shown = repr(value)
+    return shown if len(shown) <= 60 else shown[:57] + "..."
 
 
 def load_tasks(path: str | Path, *, split: Split = "train", suite: str | None = None) -> list[Task]:
@@ -135,12 +175,15 @@ def load_tasks(path: str | Path, *, split: Split = "train", suite: str | None = 
             raise TaskFileError(path, number, str(exc)) from None
         if task.id in seen:
             raise TaskFileError(
-                path, number, f"duplicate task id {task.id!r} (first on line {seen[task.id]})"
+                path,
+                number,
+                f"duplicate task id {task.id!r} (first on line {seen[task.id]}); "
+                "ids must be unique within a file: rename or remove one",
             )
         seen[task.id] = number
         tasks.append(task)
     if not tasks:
-        raise TaskFileError(path, None, "no tasks in file")
+        raise TaskFileError(path, None, f"no tasks in file; {_ONE_OBJECT}")
     return tasks
 
 
@@ -150,12 +193,21 @@ def load_solutions(path: str | Path) -> list[tuple[int, str, str]]:
     for number, obj in read_jsonl(path):
         missing = [k for k in ("task_id", "completion") if k not in obj]
         if missing:
-            raise TaskFileError(path, number, f"missing field(s) {missing!r}")
+            raise TaskFileError(
+                path,
+                number,
+                f"missing field(s) {missing!r}; {_ONE_SOLUTION}",
+            )
         if not isinstance(obj["completion"], str):
             raise TaskFileError(
-                path, number, f"completion must be a string, got {type(obj['completion']).__name__}"
+                path,
+                number,
+                f"completion must be a string, got {type(obj['completion']).__name__} "
+                f"{_short(obj['completion'])}; put the answer or code in quotes",
             )
         rows.append((number, str(obj["task_id"]), obj["completion"]))
+    if not rows:
+        raise TaskFileError(path, None, f"no solutions in file; {_ONE_SOLUTION}")
     return rows
 
 

@@ -260,7 +260,8 @@ class Grader:
         try:
             verdict = verifier(task, completion)
         except Exception as exc:  # a user's verifier must not take the loop down
-            return Verdict.fail(f"verifier {name!r} raised {type(exc).__name__}: {exc}")
+            detail = str(exc)[:300]  # a message quoting a megabyte answer stays readable
+            return Verdict.fail(f"verifier {name!r} raised {type(exc).__name__}: {detail}")
         if not isinstance(verdict, Verdict):
             return Verdict.fail(f"verifier {name!r} returned {type(verdict).__name__}, not Verdict")
         return verdict

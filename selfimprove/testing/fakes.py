@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import islice
 
 from selfimprove.models.base import (
     ModelError,
@@ -155,7 +156,8 @@ class FakeChatModel:
     @staticmethod
     def _complete(reply: str, stop: Sequence[str] | None, max_tokens: int) -> Completion:
         kept, stop_end = cut_at_stop(reply, stop)
-        words = list(_WORD.finditer(kept))
+        # at most one word past the limit: a reply of megabytes costs max_tokens words
+        words = list(islice(_WORD.finditer(kept), max_tokens + 1))
         if len(words) > max_tokens:
             return Completion(
                 text=kept[: words[max_tokens - 1].end()], tokens=max_tokens, finish_reason="length"

@@ -11,21 +11,28 @@ Each model folder name maps to how many held-out tasks it answers right
 (``SKILL``); "training" round N gives ``model-N``. Collection stores one passed
 and one failed attempt per task, a pair and an injected negative with lineage,
 in a real Chroma store under the run folder (hashed embeddings).
+
+``student=`` puts a real model behind the folder names (say, a ``LiteLLMModel``
+at a local server): evaluation asks it, and collection runs the real collect
+graph (``COLLECT`` settings) with it; training stays instant.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 from selfimprove.config import Config
 from selfimprove.loop import LoopHandle, drive_deps, run_lock
+from selfimprove.models.base import ChatModel
 from selfimprove.tasks import Grader, TaskSet, builtin_tasks
 from selfimprove.testing.fakes import FakeChatModel
 from selfimprove.types import Example, Task
 
+COLLECT: dict[str, Any] = {"samples_per_task": 2, "debug_turns": 1, "injections_per_answer": 1}
 HELDOUT = builtin_tasks("arithmetic", split="heldout", n=10)
 TRAIN = builtin_tasks("arithmetic", split="train", n=6)
 SKILL = {"base": 3, "model-1": 6, "model-2": 5, "model-3": 8, "model-4": 9}
@@ -116,10 +123,12 @@ def start_scripted_run(
     step_s: float = 0.0,
     resume: bool = False,
     on_event: Any = None,
+    student: Callable[[str], ChatModel] | None = None,
     **loop: Any,
 ) -> LoopHandle:
     """Run the scripted loop in a background thread (see the module docstring)."""
     from selfimprove.api import store_config
+    from selfimprove.graphs.collect import CollectSettings, make_collector
     from selfimprove.graphs.round import RoundDeps
     from selfimprove.memory import open_store
 
@@ -129,14 +138,16 @@ def start_scripted_run(
     def run() -> Any:
         with run_lock(out):
             store = open_store(store_config(config))
-            parts = _Parts(store, step_s)
+            parts, grader = _Parts(store, step_s), Grader()
+            settings = CollectSettings(**COLLECT)
+            collect = make_collector(grader, store, settings) if student else parts.collect
             deps = RoundDeps(
                 config=config,
                 task_set=TaskSet(train=TRAIN, heldout=HELDOUT),
                 store=store,
-                grader=Grader(),
-                load_model=_model,
-                collect=parts.collect,
+                grader=grader,
+                load_model=student or _model,
+                collect=collect,
                 train=parts.train,
                 out_dir=out,
                 show_progress=False,

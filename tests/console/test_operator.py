@@ -32,8 +32,10 @@ def run(finished):
 
 def _wait_for(run, state, timeout=60.0):
     deadline = time.monotonic() + timeout
-    while (now := run.status().state) != state:
-        assert time.monotonic() < deadline, f"run stuck in {now!r}, waiting for {state!r}"
+    while (now := run.status()).state != state:
+        failed = now.last_event.data.get("error") if now.state == "failed" else None
+        assert failed is None, f"the run failed while waiting for {state!r}: {failed}"
+        assert time.monotonic() < deadline, f"run stuck in {now.state!r}, waiting for {state!r}"
         time.sleep(0.05)
 
 
@@ -42,6 +44,10 @@ def test_status_shows_the_state_and_the_scores(run):
     text = run_command(run, "/status")
     assert "finished" in text and "rounds done 2/2" in text
     assert "30.0%" in text and "60.0%" in text  # baseline → promoted
+    usage = run.status().usage  # the scripted models' tokens, summed over the rounds
+    per_round = [r.usage.get("completion_tokens", 0) for r in run.rounds()]
+    assert usage["completion_tokens"] == sum(per_round) and all(per_round)
+    assert f"model tokens: {usage['prompt_tokens'] + usage['completion_tokens']:,.0f}" in text
 
 
 def test_rounds_table_has_each_round_with_the_gate_decision(run):

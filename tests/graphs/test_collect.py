@@ -91,6 +91,7 @@ def test_collect_stores_exactly_what_the_round_produced(store, grader):
         assert "The checker says" in turns[-1]["content"]
         assert store.get([fix.parent_id])[0].completion == fix.completion
     assert counts["samples"] == 10 and counts["samples_passed"] == 5 and counts["tasks_solved"] == 3
+    assert counts["groups"] == 5 and counts["groups_mixed"] == 1  # only A2: one right, one wrong
     assert counts["self_debug/wrong_to_right"] == 2 and counts["self_debug/fixed_on_turn_2"] == 1
     tried = {k for k in counts if k.startswith("inject/") and k.endswith("/tried")}
     assert tried and all(counts[k] >= counts[k.replace("tried", "failing")] for k in tried)

@@ -20,9 +20,13 @@ TRAIN = builtin_tasks("arithmetic", split="train", n=6)
 SKILL = {"base": 3, "model-1": 6, "model-2": 5, "model-3": 8}
 
 
+LOADED: list[FakeChatModel] = []  # every model _model made, to check usage accounting
+
+
 def _model(path: str) -> FakeChatModel:
     right = {t.prompt: t.answer for t in HELDOUT[: SKILL[path]]}
-    return FakeChatModel(lambda prompt, i: right.get(prompt, "no idea"), name=path)
+    LOADED.append(FakeChatModel(lambda prompt, i: right.get(prompt, "no idea"), name=path))
+    return LOADED[-1]
 
 
 class Parts:
@@ -90,6 +94,23 @@ def test_rounds_promote_only_improvements_and_write_the_report(tmp_path):
     assert set(records[0].timings) == {"evaluate"}
     assert set(records[1].timings) == {"collect", "train", "evaluate"}
     assert all(t >= 0 for r in records for t in r.timings.values())
+
+
+def test_each_round_records_what_its_model_calls_spent(tmp_path):
+    LOADED.clear()
+    parts = Parts(open_store(StoreConfig(backend="memory", embedding="hash")))
+    build_round_graph(_deps(tmp_path, parts, rounds=2)).invoke(initial_state("base"))
+    records = read_report(tmp_path / "report.json")
+    # the baseline, then per round the incumbent (to collect with) and the candidate
+    assert [m.name for m in LOADED] == ["base", "base", "model-1", "model-1", "model-2"]
+    evaluated = [LOADED[0], LOADED[2], LOADED[4]]  # Parts.collect makes no model calls
+    by_record = [r.usage for r in records]
+    assert [u["calls"] for u in by_record] == [m.usage.calls for m in evaluated] == [1, 1, 1]
+    assert [u["completion_tokens"] for u in by_record] == [
+        m.usage.completion_tokens for m in evaluated
+    ]
+    assert all(u["prompt_tokens"] > 0 and u["cost_usd"] == 0 for u in by_record)
+    assert "| tokens |" in (tmp_path / "summary.md").read_text()
 
 
 def test_crash_then_resume_finishes_without_redoing_finished_work(tmp_path):

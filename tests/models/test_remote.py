@@ -16,6 +16,7 @@ import pytest
 
 from selfimprove.config import ModelConfig
 from selfimprove.models import ModelError, load_model
+from selfimprove.models.base import metering
 from selfimprove.models.remote import LiteLLMModel, _split_tokens
 
 FAST: dict[str, Any] = {"backoff_s": 0.01, "max_backoff_s": 0.05}
@@ -127,6 +128,19 @@ def test_known_model_is_priced_from_the_local_cost_map() -> None:
     model.generate(["a", "b"])
     assert model.usage.unpriced_calls == 0
     assert model.usage.cost_usd > 0
+
+
+def test_metering_totals_concurrent_requests_in_its_block_only() -> None:
+    model = LiteLLMModel("gpt-4o-mini", mock_response="ok", max_concurrency=4)
+    model.generate(["before"])
+    with metering() as outer:
+        with metering() as inner:
+            model.generate(["a", "b", "c", "d"])  # four requests on four worker threads
+        model.generate(["e"])
+    model.generate(["after"])
+    assert (inner.calls, inner.prompt_tokens, inner.completion_tokens) == (4, 40, 80)
+    assert outer.calls == 5 and outer.cost_usd == pytest.approx(inner.cost_usd * 5 / 4)
+    assert model.usage.calls == 7 and inner.cost_usd > 0
 
 
 def test_sampling_n_and_stop_with_mock() -> None:
