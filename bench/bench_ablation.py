@@ -35,6 +35,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from selfimprove.api import demo_config, run_loop
+from selfimprove.checkpoints import has_checkpoints
 from selfimprove.config import Config
 from selfimprove.eval.report import RoundRecord, read_report
 
@@ -87,7 +88,7 @@ def run_arm(config: Config, baseline: Path | None) -> list[RoundRecord]:
     report = out / "report.json"
     if report.exists() and len(read_report(report)) == config.loop.rounds + 1:
         return read_report(report)
-    resume = (out / "checkpoints.sqlite").exists()
+    resume = has_checkpoints(out)
     if baseline is not None and not resume:
         (out / "round-0").mkdir(parents=True, exist_ok=True)
         shutil.copy(baseline, out / "round-0" / "eval.json")

@@ -29,6 +29,7 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from selfimprove.agents import critique, induce_workflows, inject_errors, self_debug
+from selfimprove.checkpoints import has_checkpoints
 from selfimprove.config import Config, StoreConfig
 from selfimprove.control import ApprovalDecision, ApprovalRequest, Control
 from selfimprove.eval.evaluate import EvalReport, evaluate
@@ -190,7 +191,7 @@ def run_round(config: Config, *, show_progress: bool = True) -> RoundRecord:
     Continues an interrupted round if there is one; returns the new round's record.
     """
     out = Path(config.loop.out_dir)
-    resume = (out / "checkpoints.sqlite").exists()
+    resume = has_checkpoints(out)
     done = max(len(read_report(out / "report.json")) - 1, 0) if resume else 0
     config = config.model_copy(deep=True)
     config.loop.rounds = done + 1

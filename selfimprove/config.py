@@ -12,10 +12,19 @@ optional and unknown keys are rejected with an error naming them.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Literal
+from urllib.parse import parse_qs, urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from selfimprove.config_file import ConfigError, format_validation_error, read_yaml_file
 
@@ -229,6 +238,14 @@ class TrainingConfig(_Section):
         return self
 
 
+def _has_password(url: str) -> bool:
+    """Whether a libpq connection string (URL or ``key=value`` form) gives a password."""
+    if url.startswith(("postgresql://", "postgres://")):
+        parts = urlsplit(url)
+        return parts.password is not None or "password" in parse_qs(parts.query)
+    return re.search(r"(^|\s)password\s*=", url) is not None
+
+
 class LoopConfig(_Section):
     """The gated improvement loop.
 
@@ -391,7 +408,38 @@ class LoopConfig(_Section):
         "round's (from at least 5%) counts as a collapse.",
     )
     health_max_rejections: int = Field(default=3, ge=1, le=1000)
+    checkpointer: Literal["sqlite", "postgres"] = Field(
+        default="sqlite",
+        description="Where the round graph's checkpoints go: 'sqlite' (checkpoints.sqlite in "
+        "out_dir) or 'postgres' (one database many run folders share, each on its own thread; "
+        "needs the postgres extra and postgres_url or postgres_url_env).",
+    )
+    postgres_url: str | None = Field(
+        default=None,
+        min_length=1,
+        description="With checkpointer 'postgres': a libpq URL such as "
+        "'postgresql://selfimprove@db.internal:5432/selfimprove', without a password (libpq "
+        "reads PGPASSWORD or ~/.pgpass; or name a variable holding the whole URL in "
+        "postgres_url_env).",
+    )
+    postgres_url_env: str | None = Field(
+        default=None,
+        min_length=1,
+        description="Name of the environment variable holding the Postgres URL (password "
+        "included), instead of postgres_url.",
+    )
     out_dir: Path = Path("runs/default")
+
+    @field_validator("postgres_url")
+    @classmethod
+    def _no_password_in_url(cls, url: str | None) -> str | None:
+        if url is not None and _has_password(url):
+            raise ValueError(
+                "postgres_url holds a password, which would be copied into every run folder's "
+                "config.json; put the password in PGPASSWORD or ~/.pgpass, or the whole URL in "
+                "an environment variable named by postgres_url_env"
+            )
+        return url
 
 
 class OperatorConfig(TeacherConfig):
@@ -436,6 +484,22 @@ class Config(_Section):
             raise ValueError(
                 f"student.model {self.student.model!r} with backend 'litellm' needs a provider "
                 "prefix, e.g. 'openai/my-model' with api_base set to your server"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _check_checkpointer(self) -> Config:
+        # Here rather than in LoopConfig, whose validators also run on every assignment:
+        # setting checkpointer, then postgres_url, would fail at the first.
+        loop = self.loop
+        if loop.checkpointer == "postgres" and (loop.postgres_url is None) == (
+            loop.postgres_url_env is None
+        ):
+            given = "both" if loop.postgres_url else "neither"
+            raise ValueError(
+                f"loop.checkpointer 'postgres' needs one of loop.postgres_url and "
+                f"loop.postgres_url_env, got {given}; e.g. postgres_url: "
+                "'postgresql://selfimprove@db.internal:5432/selfimprove'"
             )
         return self
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import codecs
 import difflib
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,8 @@ class ConfigError(ValueError):
     """A configuration value is invalid; the message names the field and the value."""
 
 
+# Values of these keys are never echoed in an error (a URL may hold a password).
+_SECRET = re.compile(r"url|password|secret|token|key$", re.IGNORECASE)
 _MAX_CONFIG_BYTES = 1 << 20  # a run configuration is a short YAML file
 _MERGE_TAG = "tag:yaml.org,2002:merge"  # YAML's "<<" key
 _YAML_HINT = (
@@ -48,6 +51,8 @@ def format_validation_error(
         shown = repr(value)
         if len(shown) > 80:
             shown = shown[:77] + "..."
+        if loc and _SECRET.search(str(loc[-1])):
+            shown = "(not shown: it may hold a secret)"
         if err["type"] == "extra_forbidden":
             hint = _unknown_key_hint(model, loc)
             lines.append(f"  {where}: unknown key (value {shown}); {hint}")

@@ -2,7 +2,8 @@
 
 ``run_loop(config)`` builds the real parts (student, sandbox, store, trainer) and
 hands the compiled round graph to ``drive``, which streams it step by step and,
-between steps (each one checkpointed in ``checkpoints.sqlite``):
+between steps (each one checkpointed: ``checkpoints.sqlite``, or a shared Postgres with
+``loop.checkpointer``, see ``selfimprove.checkpoints``):
 
 - appends the run's events to ``events.jsonl`` (``selfimprove.events``);
 - applies ``control.json`` (``selfimprove.control``): a new ``rounds`` or
@@ -24,7 +25,6 @@ from __future__ import annotations
 
 import fcntl
 import os
-import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -42,7 +42,7 @@ from selfimprove.files import write_text_atomic
 from selfimprove.health import budget_exhausted, unhealthy
 
 Outcome = Literal["finished", "stopped"]
-THREAD = {"configurable": {"thread_id": "run"}}
+THREAD = "run"  # the graph thread of a run folder's own checkpoints.sqlite
 POLL_S = 0.5
 
 
@@ -59,7 +59,7 @@ def run_loop(
 ) -> list[RoundRecord]:
     """Run the gated improvement loop; return the report's rounds (round 0 is the baseline).
 
-    State is checkpointed in ``<loop.out_dir>/checkpoints.sqlite`` after every step;
+    State is checkpointed after every step (``loop.checkpointer``);
     ``resume=True`` continues an interrupted or stopped run where it stopped, or a
     finished one whose ``loop.rounds`` was raised. ``on_event(kind, data)`` sees
     every event of the run as it happens.
@@ -75,14 +75,16 @@ def run_loop(
             f"the loop trains the student, so student.backend must be 'transformers', "
             f"got {config.student.backend!r}; serve the promoted model through litellm instead"
         )
+    from selfimprove.checkpoints import has_checkpoints
+
     out = Path(config.loop.out_dir)
-    db = out / "checkpoints.sqlite"
-    if db.exists() and not resume:
+    started = has_checkpoints(out)
+    if started and not resume:
         raise RunStateError(
             f"a run already exists in {str(out)!r}; pass --resume or pick another --out"
         )
-    if resume and not db.exists():
-        raise RunStateError(f"nothing to resume in {str(out)!r}: no checkpoints.sqlite there")
+    if resume and not started:
+        raise RunStateError(f"nothing to resume in {str(out)!r}: no checkpoints there")
     out.mkdir(parents=True, exist_ok=True)
     with run_lock(out), real_deps(config, show_progress) as deps:
         base = None if resume else resolve_model_path(config.student.model)
@@ -96,24 +98,23 @@ def drive_deps(
     *,
     on_event: Callable[[str, dict[str, Any]], None] | None = None,
 ) -> Outcome:
-    """Record ``config.json``, build the round graph over ``deps`` checkpointed in
-    ``checkpoints.sqlite``, and ``drive`` it from ``base_model`` (None: resume).
+    """Record ``config.json``, build the round graph over ``deps`` checkpointed where
+    ``loop.checkpointer`` says (``checkpoints.sqlite``, or a shared Postgres on this
+    run's own thread: ``selfimprove.checkpoints``), and ``drive`` it from
+    ``base_model`` (None: resume).
 
     The caller holds ``run_lock`` of ``deps.out_dir``.
     """
-    from langgraph.checkpoint.sqlite import SqliteSaver
-
+    from selfimprove.checkpoints import open_checkpoints
     from selfimprove.graphs.round import build_round_graph, initial_state
 
     config, out = deps.config, Path(deps.out_dir)
-    write_text_atomic(out / "config.json", config.model_dump_json(indent=2) + "\n")
-    conn = sqlite3.connect(out / "checkpoints.sqlite", check_same_thread=False)
-    try:
-        graph = build_round_graph(deps, checkpointer=SqliteSaver(conn))
+    with open_checkpoints(config.loop, out, resume=base_model is None) as checkpoints:
+        # after: a refused start (postgres: a run already in the database) changes nothing
+        write_text_atomic(out / "config.json", config.model_dump_json(indent=2) + "\n")
+        graph = build_round_graph(deps, checkpointer=checkpoints.saver)
         start = None if base_model is None else initial_state(base_model)
-        return drive(graph, start, config, on_event=on_event)
-    finally:
-        conn.close()
+        return drive(graph, start, config, on_event=on_event, thread_id=checkpoints.thread_id)
 
 
 @contextmanager
@@ -186,18 +187,20 @@ def drive(
     config: Config,
     *,
     on_event: Callable[[str, dict[str, Any]], None] | None = None,
+    thread_id: str = THREAD,
 ) -> Outcome:
     """Stream ``graph`` (checkpointed) to its end under ``control.json``; see the module doc.
 
-    ``start`` is the initial state, or None to continue the checkpointed thread.
-    ``config`` is the run's config; budget changes are written into it.
+    ``start`` is the initial state, or None to continue the checkpointed thread
+    ``thread_id``. ``config`` is the run's config; budget changes are written into it.
     """
     out = Path(config.loop.out_dir)
     log, control = EventLog(out / "events.jsonl"), RunControl(out)
     with log.capture(), listening(on_event) if on_event else _nothing():
         emit("run_started", resume=start is None, rounds=config.loop.rounds, pid=os.getpid())
         try:
-            outcome = _drive(graph, start, config, control)
+            thread = {"configurable": {"thread_id": thread_id}}
+            outcome = _drive(graph, start, config, control, thread)
         except BaseException as exc:
             emit("run_failed", error=f"{type(exc).__name__}: {exc}"[:2000])
             raise
@@ -210,27 +213,29 @@ def drive(
     return outcome
 
 
-def _drive(graph: Any, start: Any, config: Config, control: RunControl) -> Outcome:
+def _drive(
+    graph: Any, start: Any, config: Config, control: RunControl, thread: dict[str, Any]
+) -> Outcome:
     if start is None:
-        snapshot = graph.get_state(THREAD)
+        snapshot = graph.get_state(thread)
         if not snapshot.next and not snapshot.interrupts and snapshot.values:
             # finished before: continue only if the budget now asks for more rounds
             _apply(control.read(), config)
             if snapshot.values.get("round", 0) > config.loop.rounds:
                 return "finished"
-            graph.update_state(THREAD, None, as_node="report")
-    resumed = start is None and graph.get_state(THREAD).next
+            graph.update_state(thread, None, as_node="report")
+    resumed = start is None and graph.get_state(thread).next
     if resumed and _round_boundary(config, control, health=False):
         return "stopped"
     while True:
-        for update in graph.stream(start, THREAD, stream_mode="updates"):
-            at_boundary = "report" in update and graph.get_state(THREAD).next
+        for update in graph.stream(start, thread, stream_mode="updates"):
+            at_boundary = "report" in update and graph.get_state(thread).next
             if at_boundary and _round_boundary(config, control):
                 return "stopped"
             if _checkpoint(config, control) == "stop":
                 return "stopped"
         start = None
-        snapshot = graph.get_state(THREAD)
+        snapshot = graph.get_state(thread)
         if not snapshot.interrupts:
             return "finished"
         request = ApprovalRequest.model_validate(snapshot.interrupts[0].value)

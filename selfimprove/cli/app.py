@@ -132,7 +132,9 @@ def demo(
     if heldout is not None:
         cfg.tasks.heldout_per_suite = heldout
     if cfg.loop.rounds:
-        if not resume and (out / "checkpoints.sqlite").exists():
+        from selfimprove.checkpoints import has_checkpoints
+
+        if not resume and has_checkpoints(out):
             Console().print(f"continuing the demo in {out} (delete the folder to start over)")
             resume = True
         _run_loop(cfg, resume=resume)

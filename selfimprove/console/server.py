@@ -40,6 +40,7 @@ from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
+from selfimprove.checkpoints import has_checkpoints
 from selfimprove.config import Config
 from selfimprove.console.agent_routes import add_agent_routes
 from selfimprove.console.auth import COOKIE, LOGIN_PATH, TokenAuth, token_matches
@@ -366,7 +367,7 @@ def _start_loop(console: _Console, body: LoopStartRequest) -> LoopStarted:
     out = console.run.out_dir
     if is_running(out):
         raise HTTPException(409, f"the run in {str(out)!r} is already running")
-    checkpoint = (out / "checkpoints.sqlite").exists()
+    checkpoint = has_checkpoints(out)
     if checkpoint and not body.resume:
         raise HTTPException(
             409, f"a run already exists in {str(out)!r}; start with resume: true to continue it"

@@ -1,7 +1,7 @@
 """Slow checks: the real student (SmolLM2-135M) trains, merges, loads and generates;
-the entry point runs under ``accelerate launch``.
+the entry point runs under ``accelerate launch``, with one process and with two (DDP).
 
-Run with ``make test-slow`` (``pytest -m slow tests/trainers``); about 1-2 minutes on 2 cores.
+Run with ``make test-slow`` (``pytest -m slow tests/trainers``); about 3 minutes on 2 cores.
 """
 
 from __future__ import annotations
@@ -23,6 +23,24 @@ from selfimprove.trainers import load_manifest, train_sft
 from .conftest import addition_pairs, addition_rows
 
 pytestmark = pytest.mark.slow
+
+ACCELERATE_CONFIGS = Path(__file__).parents[2] / "docs" / "accelerate"
+
+
+def _accelerate() -> str:
+    folder = os.path.dirname(sys.executable)
+    if shutil.which("accelerate", path=folder) is None:
+        pytest.skip("accelerate CLI not installed beside this Python")
+    return os.path.join(folder, "accelerate")
+
+
+def _round_data(folder: Path) -> tuple[Path, Path]:
+    """Eight SFT rows and eight DPO pairs as JSONL files in ``folder``."""
+    folder.mkdir()
+    sft, dpo = folder / "sft.jsonl", folder / "dpo.jsonl"
+    sft.write_text("".join(json.dumps(r) + "\n" for r in addition_rows(8)))
+    dpo.write_text("".join(json.dumps(r) + "\n" for r in addition_pairs(8)))
+    return sft, dpo
 
 
 @pytest.fixture(scope="module")
@@ -50,14 +68,9 @@ def test_smollm2_lora_sft_merges_loads_and_generates(smollm2: Path, tmp_path: Pa
 
 
 def test_entry_point_under_accelerate_launch(tiny_base: Path, tmp_path: Path) -> None:
-    if shutil.which("accelerate", path=os.path.dirname(sys.executable)) is None:
-        pytest.skip("accelerate CLI not installed beside this Python")
-    sft, dpo = tmp_path / "sft.jsonl", tmp_path / "dpo.jsonl"
-    sft.write_text("".join(json.dumps(r) + "\n" for r in addition_rows(8)))
-    dpo.write_text("".join(json.dumps(r) + "\n" for r in addition_pairs(8)))
-    accelerate = os.path.join(os.path.dirname(sys.executable), "accelerate")
+    sft, dpo = _round_data(tmp_path / "data")
     command = [
-        accelerate, "launch", "--cpu", "--num_processes", "1", "--num_machines", "1",
+        _accelerate(), "launch", "--cpu", "--num_processes", "1", "--num_machines", "1",
         "--mixed_precision", "no", "--dynamo_backend", "no",
         "-m", "selfimprove.trainers", "--base", str(tiny_base), "--sft", str(sft),
         "--dpo", str(dpo), "--out", str(tmp_path / "model"), "--method", "sft_dpo",
@@ -68,3 +81,36 @@ def test_entry_point_under_accelerate_launch(tiny_base: Path, tmp_path: Path) ->
     assert done.returncode == 0, done.stderr[-3000:]
     assert json.loads(done.stdout)["method"] == "sft_dpo"
     assert [s.name for s in load_manifest(tmp_path / "model").stages] == ["sft", "dpo"]
+
+
+def test_ddp_two_cpu_processes_with_ddp_yaml(tiny_base: Path, tmp_path: Path) -> None:
+    """docs/accelerate/ddp.yaml as shipped, on CPU: torchrun starts two processes, DDP over gloo.
+
+    (``accelerate launch --cpu --num_processes 2`` would start one process: with
+    ``--cpu`` accelerate uses its single-process launcher unless given an MPI hostfile.)
+    """
+    sft, dpo = _round_data(tmp_path / "data")
+    out = tmp_path / "runs" / "model"
+    command = [
+        _accelerate(), "launch", "--config_file", str(ACCELERATE_CONFIGS / "ddp.yaml"),
+        "--num_processes", "2", "--main_process_port", "0",  # a free port, not 29500
+        "-m", "selfimprove.trainers", "--base", str(tiny_base), "--sft", str(sft),
+        "--dpo", str(dpo), "--out", str(out), "--method", "sft_dpo",
+        "--max-steps", "2", "--no-progress",
+    ]  # fmt: skip
+    # No GPU even where there is one: this is the CPU (gloo) check.
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    result = json.loads(done.stdout)  # one JSON document: only the main process printed
+    assert (result["processes"], result["device"]) == (2, "cpu")
+    manifest = load_manifest(out)
+    assert manifest.processes == 2
+    assert [s.name for s in manifest.stages] == ["sft", "dpo"]
+    assert all(len(s.losses) == 2 for s in manifest.stages)
+    # One folder, written once: no SFT hand-over folder or staging folder left beside it.
+    assert [p.name for p in out.parent.iterdir()] == ["model"]
+    model = TransformersModel.load(str(out), device="cpu", dtype="float32")
+    [[answer]] = model.generate(["What is 12 + 30?"], max_tokens=4)
+    assert answer.tokens > 0
