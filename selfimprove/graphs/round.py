@@ -47,6 +47,7 @@ from selfimprove.memory.export import dpo_dataset, sft_dataset
 from selfimprove.memory.workflows import WorkflowMemory
 from selfimprove.models.base import ChatModel, metering
 from selfimprove.tasks import Grader, TaskSet
+from selfimprove.tasks.curriculum import TaskHistory
 from selfimprove.trainers.manifest import MANIFEST_NAME, load_manifest
 from selfimprove.types import Example
 
@@ -102,6 +103,7 @@ def build_round_graph(deps: RoundDeps, *, checkpointer: Any = None):
     ``interrupt``) before promoting and resumes with an ``ApprovalDecision``
     dump: ``graph.invoke(Command(resume=decision.model_dump()), thread)``.
     """
+    history = TaskHistory(deps.store)  # the curriculum's records, read one round at a time
 
     def baseline(state: RoundState) -> RoundState:
         start = time.perf_counter()
@@ -132,7 +134,7 @@ def build_round_graph(deps: RoundDeps, *, checkpointer: Any = None):
     def collect(state: RoundState) -> RoundState:
         deps.on_event("round_started", {"round": state["round"], "incumbent": state["incumbent"]})
         model = deps.load_model(state["incumbent"])
-        tasks, chosen = choose_tasks(deps, state["round"])
+        tasks, chosen = choose_tasks(deps, state["round"], history)
         counts = chosen | deps.collect(model, tasks, state["round"])
         deps.on_event("collected", {"round": state["round"], **counts})
         return {"counts": counts}

@@ -30,7 +30,7 @@ from selfimprove.memory.curate import curate
 from selfimprove.memory.decontaminate import check_tasks_decontaminated
 from selfimprove.memory.embeddings import make_embeddings
 from selfimprove.runs import added_tasks
-from selfimprove.tasks.curriculum import select_tasks, task_records
+from selfimprove.tasks.curriculum import TaskHistory, select_tasks, task_records
 from selfimprove.types import Example, Task
 
 if TYPE_CHECKING:
@@ -70,8 +70,14 @@ def _untried(deps: RoundDeps, round: int) -> list[Task]:
     return [t for t in added if t.id not in tried]
 
 
-def choose_tasks(deps: RoundDeps, round: int) -> tuple[list[Task], dict[str, int]]:
-    """The training tasks of ``round`` and what the choice skipped (see the module docstring)."""
+def choose_tasks(
+    deps: RoundDeps, round: int, history: TaskHistory | None = None
+) -> tuple[list[Task], dict[str, int]]:
+    """The training tasks of ``round`` and what the choice skipped (see the module docstring).
+
+    ``history``: the curriculum's records kept across rounds (the round graph keeps
+    one), so that only the last round's attempts are read; None reads them all.
+    """
     loop, rng = deps.config.loop, random.Random(f"{deps.config.tasks.seed}:{round}")
     earlier = augmented_tasks(deps.out_dir, round)
     k = loop.tasks_per_round
@@ -85,7 +91,11 @@ def choose_tasks(deps: RoundDeps, round: int) -> tuple[list[Task], dict[str, int
     if queued:
         counts["tasks/added"] = len(queued)
     if loop.curriculum:
-        records = task_records(deps.store, {t.id for t in pool}, before_round=round)
+        ids = {t.id for t in pool}
+        if history is None:
+            records = task_records(deps.store, ids, before_round=round)
+        else:
+            records = history.records(ids, before_round=round)
         drawn, skipped = select_tasks(
             pool, records, wanted, rng, min_attempts=loop.curriculum_min_attempts
         )

@@ -21,6 +21,23 @@ Encoding (Chroma metadata holds only flat str/int/float/bool values):
 
 Those flat keys exist only for filtering; ``to_chroma_where`` translates the
 ``base.Where`` dialect onto them.
+
+Filters cost what their broadest clause matches: Chroma answers each clause of
+a filter with its own index look-up and intersects the results, and a filtered
+query first gathers every record the filter allows. So ``{"kind": "positive"}``,
+a ``$ne`` or ``round < r`` costs as much as the part of the whole store it
+matches, even beside a clause that leaves a few hundred records, and a round's
+work would grow with every earlier round. Two rules keep it to the records
+asked for (``bench/bench_scaling.py`` measures it):
+
+- ``find``/``count``: when a filter holds equalities (or ``$in`` lists) on
+  ``round``, ``task_id`` or ``parent_id`` (a round, a few tasks, a parent:
+  small slices of a store), only those go to Chroma and the rest is checked here with ``base.matches``,
+  the reference semantics (``narrowing``);
+- ``search`` with a filter: the nearest records are fetched unfiltered (the
+  slice selected by such equalities, if any), ``16 * k`` at first and widening,
+  and filtered here; a filter too rare for that falls back to Chroma's own
+  filtered query.
 """
 
 from __future__ import annotations
@@ -43,6 +60,7 @@ from selfimprove.memory.base import (
     as_id_list,
     check_k,
     check_limit,
+    matches,
     near_duplicates_by_search,
     resolve_key,
     unique_by_id,
@@ -56,6 +74,9 @@ NULL_PREFIX = "null."
 META_PREFIX = "metadata."
 SCHEMA = {"selfimprove.schema": 1}
 _INT64 = (-(2**63), 2**63 - 1)
+SELECTIVE_FIELDS = ("round", "task_id", "parent_id")  # an equality on one picks a small slice
+OVERFETCH = 16  # search: nearest records fetched per result wanted, before filtering here
+MAX_FETCH = 4096  # search: beyond this many, Chroma filters (the filter is rare)
 
 
 def encode_metadata(example: Example) -> dict[str, Any]:
@@ -146,6 +167,43 @@ def to_chroma_where(where: Where | None) -> dict[str, Any] | None:
         if joined is not None:
             clauses.append(joined)
     return _join("$and", clauses)
+
+
+def _clauses(where: Where) -> list[tuple[str, Any]]:
+    """The top-level conjuncts of ``where`` as ``(key, value)``, nested ``$and`` s flattened."""
+    out: list[tuple[str, Any]] = []
+    for key, value in where.items():
+        if key == "$and":
+            for clause in value:
+                out += _clauses(clause)
+        else:
+            out.append((key, value))
+    return out
+
+
+def _selective(key: str, value: Any) -> bool:
+    """An equality (or ``$in``) on a ``SELECTIVE_FIELDS`` field, None not among the values."""
+    if key not in SELECTIVE_FIELDS:
+        return False
+    if not isinstance(value, Mapping):
+        return value is not None
+    if list(value) == ["$in"]:
+        return None not in value["$in"]
+    return list(value) == ["$eq"] and value["$eq"] is not None
+
+
+def narrowing(where: Where | None) -> tuple[Where | None, bool]:
+    """``(the equalities on SELECTIVE_FIELDS among where's conjuncts, whether others remain)``.
+
+    ``(None, True)``: nothing narrows the filter; ``(part, False)``: ``part`` is the
+    whole filter (see the module docstring).
+    """
+    if not where:
+        return None, False
+    clauses = _clauses(where)
+    chosen = [{key: value} for key, value in clauses if _selective(key, value)]
+    narrow = None if not chosen else chosen[0] if len(chosen) == 1 else {"$and": chosen}
+    return narrow, len(chosen) < len(clauses)
 
 
 def open_collection(client: Any, name: str, embeddings: Any) -> tuple[Any, Any]:
@@ -249,17 +307,17 @@ class ChromaStore(ChromaCollection):
         embedding, so re-adding costs no embedding. Two writers adding the same
         new id at the same moment may both count it (Chroma keeps the first).
         """
-        unique = list(unique_by_id(examples).values())
+        unique = list(unique_by_id(examples).items())  # ids are hashes: computed once here
         added = 0
         for chunk in self._chunks(unique):
-            existing = self._existing([e.id for e in chunk])
-            new = [e for e in chunk if e.id not in existing]
+            existing = self._existing([i for i, _ in chunk])
+            new = [(i, e) for i, e in chunk if i not in existing]
             if not new:
                 continue
-            metadatas = [encode_metadata(e) for e in new]  # before embedding: fail fast
-            documents = [e.document for e in new]
+            metadatas = [encode_metadata(e) for _, e in new]  # before embedding: fail fast
+            documents = [e.document for _, e in new]
             self.collection.add(
-                ids=[e.id for e in new],
+                ids=[i for i, _ in new],
                 embeddings=embed_texts(self.embeddings, documents),
                 documents=documents,
                 metadatas=metadatas,
@@ -281,11 +339,34 @@ class ChromaStore(ChromaCollection):
         check_limit(limit)
         if limit == 0:
             return []
-        got = self.collection.get(where=to_chroma_where(where), limit=limit, include=["metadatas"])
-        return [decode_metadata(m) for m in got["metadatas"]]
+        narrow, rest = narrowing(where)
+        if narrow is None or not rest:  # nothing to narrow by, or nothing else
+            return [decode_metadata(m) for m in self._metadatas(where, limit)]
+        found = (decode_metadata(m) for m in self._metadatas(narrow, None))
+        return [e for e in found if matches(e, where)][:limit]
+
+    def _metadatas(self, where: Where | None, limit: int | None) -> list[Mapping[str, Any]]:
+        """The metadata of the records ``where`` allows, in insertion order, at most ``limit``.
+
+        Read a batch at a time: Chroma reads the metadata of one ``get`` in one SQL
+        statement, which fails with "too many SQL variables" past about 32k records.
+        """
+        out: list[Mapping[str, Any]] = []
+        while limit is None or len(out) < limit:
+            size = self.batch_size if limit is None else min(self.batch_size, limit - len(out))
+            got = self.collection.get(
+                where=to_chroma_where(where), limit=size, offset=len(out), include=["metadatas"]
+            )
+            out += got["metadatas"]
+            if len(got["metadatas"]) < size:
+                break
+        return out
 
     def count(self, where: Where | None = None) -> int:
         validate_where(where)
+        narrow, rest = narrowing(where)
+        if narrow is not None and rest:
+            return len(self.find(where))
         chroma_where = to_chroma_where(where)
         if chroma_where is None:
             return self.collection.count()
@@ -295,9 +376,23 @@ class ChromaStore(ChromaCollection):
         check_k(k)
         validate_where(where)
         query = embed_texts(self.embeddings, [text])
+        narrow, rest = narrowing(where)
+        if not rest:  # no filter, or only equalities that Chroma answers from a small slice
+            return self._query(query, k, where)
+        n = OVERFETCH * k
+        while n <= MAX_FETCH:
+            hits = self._query(query, n, narrow)
+            kept = [h for h in hits if matches(h.example, where)]
+            if len(kept) >= k or len(hits) < n:  # enough, or every candidate seen
+                return kept[:k]
+            n *= 8
+        return self._query(query, k, where)
+
+    def _query(self, query: Any, n: int, where: Where | None) -> list[ScoredExample]:
+        """The ``n`` records nearest to the ``query`` vector among those ``where`` allows."""
         got = self.collection.query(
             query_embeddings=query,
-            n_results=k,
+            n_results=n,
             where=to_chroma_where(where),
             include=["metadatas", "distances"],
         )

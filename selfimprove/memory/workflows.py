@@ -25,6 +25,11 @@ workflow as JSON (the one source read back); ``scope``, ``title``, ``origin``,
 ``inducer``, ``round`` and ``source_task_ids`` (a JSON list) are copies for plain
 chromadb readers; ``retired`` (bool), ``retired_round`` and ``retired_reason``
 record retirement; ``usage.round.<r>`` holds round r's ``WorkflowStats`` as JSON.
+
+Chroma indexes string and number metadata but not booleans: a filter on
+``retired`` would scan the metadata of the whole database, the example store's
+included, on every query. Retirement is therefore checked here, on the records
+Chroma returns (by scope, an indexed string).
 """
 
 from __future__ import annotations
@@ -131,10 +136,9 @@ class WorkflowMemory(ChromaCollection):
 
     def all(self, *, include_retired: bool = True) -> list[Workflow]:
         """Every stored workflow, by round, scope and id."""
-        where = None if include_retired else {"retired": False}
-        got = self.collection.get(where=where, include=["metadatas"])
-        flows = [_decode(m) for m in got["metadatas"]]
-        return sorted(flows, key=lambda w: (w.round, w.scope, w.id))
+        got = self.collection.get(include=["metadatas"])
+        metas = [m for m in got["metadatas"] if include_retired or not m["retired"]]
+        return sorted(map(_decode, metas), key=lambda w: (w.round, w.scope, w.id))
 
     def retrieve(
         self,
@@ -158,16 +162,8 @@ class WorkflowMemory(ChromaCollection):
             text, scope = task_or_text, None
         else:
             raise TypeError(f"expected a Task or a str, got {type(task_or_text).__name__}")
-        where: dict[str, Any] = {"retired": False}
-        if scope is not None:
-            where = {"$and": [where, {"scope": scope}]}
-        got = self.collection.query(
-            query_embeddings=embed_texts(self.embeddings, [text]),
-            n_results=k,
-            where=where,
-            include=["metadatas", "distances"],
-        )
-        return _hits(got["metadatas"][0], got["distances"][0], min_score)
+        [hits] = self._live(embed_texts(self.embeddings, [text]), k, scope, min_score)
+        return hits
 
     def retrieve_many(
         self, tasks: Sequence[Task], *, k: int = 1, min_score: float = 0.0
@@ -185,15 +181,34 @@ class WorkflowMemory(ChromaCollection):
             by_scope.setdefault(workflow_scope(task), []).append(i)
         found: list[list[tuple[Workflow, float]]] = [[] for _ in tasks]
         for scope, rows in by_scope.items():
+            for i, hits in zip(rows, self._live(vectors[rows], k, scope, min_score), strict=True):
+                found[i] = hits
+        return found
+
+    def _live(
+        self, vectors: Any, k: int, scope: str | None, min_score: float
+    ) -> list[list[tuple[Workflow, float]]]:
+        """Per query vector, the ``k`` nearest live workflows (of ``scope``), ``min_score`` cut.
+
+        Retired ones are dropped here (see the module docstring), fetching more
+        neighbours while they crowd out live ones.
+        """
+        n = k
+        while True:
             got = self.collection.query(
-                query_embeddings=vectors[rows],
-                n_results=k,
-                where={"$and": [{"retired": False}, {"scope": scope}]},
+                query_embeddings=vectors,
+                n_results=n,
+                where=None if scope is None else {"scope": scope},
                 include=["metadatas", "distances"],
             )
-            for i, metas, dists in zip(rows, got["metadatas"], got["distances"], strict=True):
-                found[i] = _hits(metas, dists, min_score)
-        return found
+            rows = [
+                [(m, d) for m, d in zip(metas, dists, strict=True) if not m["retired"]][:k]
+                for metas, dists in zip(got["metadatas"], got["distances"], strict=True)
+            ]
+            exhausted = len(got["ids"][0]) < n  # every candidate seen
+            if exhausted or all(len(row) == k for row in rows):
+                return [_hits([m for m, _ in row], [d for _, d in row], min_score) for row in rows]
+            n *= 4
 
     def retire(self, ids: Iterable[str], *, round: int, reason: str) -> int:
         """Mark these workflows retired; return how many were live (others are left as they are)."""
@@ -233,10 +248,11 @@ class WorkflowMemory(ChromaCollection):
 
     def retired(self) -> dict[str, str]:
         """Retired workflow ids and why they were retired."""
-        got = self.collection.get(where={"retired": True}, include=["metadatas"])
+        got = self.collection.get(include=["metadatas"])
         return {
             i: m.get("retired_reason", "")
             for i, m in zip(got["ids"], got["metadatas"], strict=True)
+            if m["retired"]
         }
 
 

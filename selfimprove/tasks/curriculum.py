@@ -10,18 +10,22 @@ tasks from them.
     records = task_records(store, [t.id for t in train], before_round=round)
     chosen, counts = select_tasks(train, records, k=64, rng=random.Random(round))
     counts  # {"kept": 80, "unseen": 30, "skipped_solved": 12, "skipped_unsolved": 8, ...}
+
+``TaskHistory`` gives the same records to a loop that asks once per round,
+reading only the rounds it has not read yet, so a round's task choice costs that
+round's attempts rather than every attempt ever stored.
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 from pydantic import BaseModel, Field
 
 from selfimprove.memory.base import ExampleStore
-from selfimprove.types import Task
+from selfimprove.types import Example, Task
 
 
 class TaskRecord(BaseModel):
@@ -65,7 +69,13 @@ def task_records(
             return {}
         where["task_id"] = {"$in": ids}
     records: dict[str, TaskRecord] = {}
-    for example in store.find(where):
+    _count_attempts(records, store.find(where))
+    return records
+
+
+def _count_attempts(records: dict[str, TaskRecord], attempts: Iterable[Example]) -> None:
+    """Add the student's sampled ``attempts`` to ``records`` (see ``task_records``)."""
+    for example in attempts:
         if example.task_id is None:
             continue
         samples = _count(example.metadata.get("count", 1))
@@ -74,7 +84,43 @@ def task_records(
         record.passed += samples if example.passed is True else 0
         if example.round not in record.rounds:
             record.rounds = sorted([*record.rounds, example.round])
-    return records
+
+
+class TaskHistory:
+    """``task_records`` for a loop that asks once per round, read incrementally.
+
+    The first call reads every earlier attempt; each later one reads only the
+    rounds added since, one ``{"round": r}`` slice each, which stores answer at
+    the cost of that round's examples. Rounds once read are taken as final: the
+    loop adds attempts only to the round it runs, and asking about an earlier
+    round than before reads everything again.
+
+    Args:
+        store: the example store.
+    """
+
+    def __init__(self, store: ExampleStore) -> None:
+        self.store = store
+        self._before: int | None = None  # the rounds below it are counted in _records
+        self._records: dict[str, TaskRecord] = {}
+
+    def records(
+        self, task_ids: Collection[str] | None = None, *, before_round: int
+    ) -> dict[str, TaskRecord]:
+        """``task_records(store, task_ids, before_round=before_round)``, as fresh copies."""
+        if self._before is None or before_round < self._before:
+            self._records = task_records(self.store, before_round=before_round)
+        else:
+            for r in range(self._before, before_round):
+                where = {"kind": "attempt", "agent": "student", "round": r}
+                _count_attempts(self._records, self.store.find(where))
+        self._before = before_round
+        wanted = None if task_ids is None else set(task_ids)
+        return {
+            i: record.model_copy(deep=True)
+            for i, record in self._records.items()
+            if wanted is None or i in wanted
+        }
 
 
 def select_tasks(

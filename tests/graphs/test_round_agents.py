@@ -9,7 +9,7 @@ from selfimprove.config import Config, StoreConfig
 from selfimprove.eval.report import read_report
 from selfimprove.graphs.round import RoundDeps, build_round_graph, initial_state
 from selfimprove.graphs.round_agents import AUGMENTED, augmented_tasks
-from selfimprove.memory import open_store, open_workflows
+from selfimprove.memory import HashEmbeddings, InMemoryStore, open_store, open_workflows
 from selfimprove.tasks import Grader, TaskSet, builtin_tasks
 from selfimprove.tasks.suite import split_of
 from selfimprove.testing import FakeChatModel
@@ -115,6 +115,35 @@ def test_the_curriculum_skips_tasks_always_or_never_solved(tmp_path):
     assert set(parts.tasks[2]) == {t.id for t in TRAIN} - EASY - HARD
     counts = read_report(tmp_path / "report.json")[2].counts
     assert counts["curriculum/skipped_solved"] == 4 and counts["curriculum/skipped_unsolved"] == 4
+
+
+class _Recording(InMemoryStore):
+    """An in-memory store that records the filters ``find`` is asked for."""
+
+    def __init__(self):
+        super().__init__(HashEmbeddings())
+        self.found = []
+
+    def find(self, where=None, *, limit=None):
+        self.found.append(where)
+        return super().find(where, limit=limit)
+
+
+def test_the_curriculum_reads_each_earlier_round_once(tmp_path):
+    parts = Parts(_Recording())
+    deps = _deps(tmp_path, parts, curriculum=True, curriculum_min_attempts=2, rounds=3)
+    deps.config.loop.tasks_per_round = None
+    build_round_graph(deps).invoke(initial_state("base"))
+    history = [w for w in parts.store.found if w and w.get("agent") == "student"]
+    # all rounds before round 1 once, then only the round just finished: its cost does not
+    # grow with the store
+    student = {"kind": "attempt", "agent": "student"}
+    assert history == [
+        student | {"round": {"$lt": 1}},
+        student | {"round": 1},
+        student | {"round": 2},
+    ]
+    assert set(parts.tasks[3]) == {t.id for t in TRAIN} - EASY - HARD  # the same choice
 
 
 def test_curation_drops_low_confidence_examples_before_training(tmp_path):

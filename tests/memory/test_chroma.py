@@ -11,8 +11,8 @@ import chromadb
 import pytest
 
 from selfimprove.config import StoreConfig
-from selfimprove.memory import ChromaStore, HashEmbeddings, InMemoryStore, open_store
-from selfimprove.memory.chroma import decode_metadata, encode_metadata, to_chroma_where
+from selfimprove.memory import ChromaStore, HashEmbeddings, InMemoryStore, chroma, open_store
+from selfimprove.memory.chroma import decode_metadata, encode_metadata, narrowing, to_chroma_where
 from selfimprove.types import Example
 
 
@@ -149,3 +149,144 @@ def test_where_translation():
     }
     assert to_chroma_where({"$or": [{"kind": "pair"}]}) == {"kind": {"$eq": "pair"}}
     assert to_chroma_where({"$or": [{}, {"kind": "pair"}]}) is None
+
+
+def test_narrowing_keeps_the_equalities_on_round_task_and_parent():
+    assert narrowing(None) == (None, False)
+    assert narrowing({"round": 2}) == ({"round": 2}, False)
+    assert narrowing({"kind": "positive"}) == (None, True)
+    assert narrowing({"kind": "positive", "round": {"$eq": 2}}) == ({"round": {"$eq": 2}}, True)
+    nested = {"$and": [{"kind": "pair"}, {"$and": [{"round": 2}, {"task_id": "t"}]}]}
+    assert narrowing(nested) == ({"$and": [{"round": 2}, {"task_id": "t"}]}, True)
+    assert narrowing({"task_id": {"$in": ["a", "b"]}, "kind": "pair"}) == (
+        {"task_id": {"$in": ["a", "b"]}},
+        True,
+    )
+    # ranges, exclusions, None and anything under $or match too much to narrow by
+    assert narrowing({"round": {"$lt": 3}, "kind": "pair"}) == (None, True)
+    assert narrowing({"task_id": {"$nin": ["a"]}, "kind": "pair"}) == (None, True)
+    assert narrowing({"parent_id": None, "kind": "pair"}) == (None, True)
+    assert narrowing({"task_id": {"$in": ["a", None]}, "kind": "pair"}) == (None, True)
+    assert narrowing({"$or": [{"round": 1}, {"round": 2}]}) == (None, True)
+
+
+class _Recording:
+    """A Chroma collection that records the filters it is asked for."""
+
+    def __init__(self, collection):
+        self._collection = collection
+        self.calls = []
+
+    def get(self, **kwargs):
+        self.calls.append(("get", kwargs.get("where"), kwargs.get("limit")))
+        return self._collection.get(**kwargs)
+
+    def query(self, **kwargs):
+        self.calls.append(("query", kwargs.get("where"), kwargs["n_results"]))
+        return self._collection.query(**kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self._collection, name)
+
+
+def _rounds() -> list[Example]:
+    """Four rounds of attempts, positives and pairs of ten tasks, some held out."""
+    out = []
+    for r in range(4):
+        for t in range(10):
+            split = "heldout" if t >= 8 else "train"
+            meta = {"suite": "arith", "split": split}
+            prompt = f"What is {t} + {r}? Show your steps."
+            attempt = Example(kind="attempt", prompt=prompt, completion=f"{t} plus {r} is {t + r}",
+                              task_id=f"t{t}", round=r, passed=t % 3 > 0, metadata=meta)  # fmt: skip
+            out.append(attempt)
+            if attempt.passed:
+                positive = attempt.model_copy(update={"kind": "positive", "parent_id": attempt.id})
+                wrong = f"{t} plus {r} is {t + r + 1}"
+                out += [positive, positive.model_copy(update={"kind": "pair", "rejected": wrong})]
+    return out
+
+
+# Filters as the loop writes them: a round's examples of a kind, earlier positives of other tasks.
+ROUND_FILTERS = [
+    {"$and": [{"kind": "positive"}, {"$and": [{"round": 2}, {"split": {"$ne": "heldout"}}]}]},
+    {"$and": [{"kind": "attempt"}, {"round": 3}, {"agent": "student"}]},
+    {"kind": "pair", "task_id": "t4"},
+    {"$and": [{"round": 1}, {"$or": [{"kind": "pair"}, {"passed": False}]}]},
+    {
+        "$and": [
+            {"kind": "positive"},
+            {"round": {"$lt": 3}},
+            {"task_id": {"$ne": "t1"}},
+            {"split": {"$ne": "heldout"}},
+        ]
+    },
+    {"$and": [{"kind": "attempt"}, {"task_id": {"$in": ["t2", "t5"]}}]},
+    {"kind": "positive", "round": 9},
+]
+
+
+def test_filters_narrowed_by_round_or_task_answer_as_the_reference(tmp_path):
+    examples = _rounds()
+    store = ChromaStore.persistent(tmp_path, "rounds", HashEmbeddings())
+    reference = InMemoryStore(HashEmbeddings())
+    store.add(examples)
+    reference.add(examples)
+    store.collection = recording = _Recording(store.collection)
+    for where in ROUND_FILTERS:
+        recording.calls.clear()
+        assert [e.id for e in store.find(where)] == [e.id for e in reference.find(where)], where
+        assert store.find(where, limit=2) == reference.find(where, limit=2), where
+        assert store.count(where) == reference.count(where), where
+        for text in ("What is 4 + 2? Show your steps.", "7 plus 1 is 8"):
+            got = [(h.example.id, round(h.score, 4)) for h in store.search(text, k=3, where=where)]
+            want = [
+                (h.example.id, round(h.score, 4)) for h in reference.search(text, k=3, where=where)
+            ]
+            assert got == want, where
+        narrow, _ = narrowing(where)
+        asked = {str(call[1]) for call in recording.calls}
+        if narrow is not None:  # Chroma is only asked for the round's (or task's) records
+            assert asked == {str(to_chroma_where(narrow))}, where
+        else:  # find has nothing to narrow by; search looks among the 16 * k nearest first
+            assert asked == {str(to_chroma_where(where)), "None"}, where
+            assert ("query", None, 48) in recording.calls
+
+
+def test_a_search_filter_too_rare_for_the_nearest_records_falls_back_to_chroma(
+    tmp_path, monkeypatch
+):
+    examples = _rounds()
+    store = ChromaStore.persistent(tmp_path, "rounds", HashEmbeddings())
+    store.add(examples)
+    store.collection = recording = _Recording(store.collection)
+    monkeypatch.setattr(chroma, "MAX_FETCH", 100)
+    rare = {"kind": "attempt", "passed": False, "split": "heldout"}  # t9's four attempts
+    hits = store.search("What is 1 + 1? Show your steps.", k=4, where=rare)
+    assert [h.example.task_id for h in hits] == ["t9"] * 4
+    assert [call[2] for call in recording.calls] == [64, 4]  # 64 nearest, then Chroma's filter
+    assert recording.calls[-1][1] == to_chroma_where(rare)
+
+
+def test_find_reads_large_answers_a_batch_at_a_time(tmp_path):
+    examples = _rounds()
+    store = ChromaStore.persistent(tmp_path, "rounds", HashEmbeddings())
+    reference = InMemoryStore(HashEmbeddings())
+    store.add(examples)
+    reference.add(examples)
+    store.batch_size = 7  # as if Chroma took 7 records per get
+    for where in [None, {"kind": "attempt"}, *ROUND_FILTERS]:
+        assert store.find(where) == reference.find(where), where
+        assert store.find(where, limit=9) == reference.find(where, limit=9), where
+
+
+@pytest.mark.slow
+def test_find_returns_more_records_than_one_sql_statement_can_name(tmp_path):
+    # One Chroma get of more than ~32k records' metadata fails ("too many SQL variables").
+    store = ChromaStore.persistent(tmp_path, "many", HashEmbeddings(dim=8))
+    n = 34_000
+    store.add(Example(kind="attempt", prompt=f"task {i}", round=i // 1000) for i in range(n))
+    assert len(store.find()) == len(store.find({"kind": "attempt"})) == n
+    assert [e.prompt for e in store.find({"round": {"$gte": 33}})] == [
+        f"task {i}" for i in range(33_000, n)
+    ]

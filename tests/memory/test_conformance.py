@@ -62,6 +62,12 @@ FILTERS: list[tuple[dict[str, Any] | None, set[str]]] = [
     ({"$and": [{"$or": [{"kind": "positive"}, {"kind": "negative"}]}, {"suite": "arith"}]}, {P, N}),
     ({"$or": [{}, {"kind": "pair"}]}, ALL),
     ({"$or": [{"passed": None}, {"hard": True}], "round": {"$lte": 2}}, {N, PAIR, A}),
+    # an equality on round, task_id or parent_id beside other clauses (Chroma narrows by it)
+    ({"parent_id": "p-root", "kind": "pair"}, {PAIR}),
+    ({"$and": [{"task_id": "add-1"}, {"passed": {"$ne": True}}]}, {N, PAIR}),
+    ({"round": 2, "$or": [{"agent": "teacher"}, {"kind": "attempt"}]}, {R, A}),
+    ({"task_id": {"$eq": "add-1"}, "round": 1, "error_type": None}, {PAIR}),
+    ({"task_id": {"$in": ["add-1", "sort-1"]}, "kind": "attempt"}, {A}),
 ]
 
 BAD_FILTERS = [
@@ -169,6 +175,9 @@ def test_find_keeps_insertion_order_and_limit(filled):
     assert _names(corpus, store.find()) == list(corpus)
     assert _names(corpus, store.find(limit=2)) == list(corpus)[:2]
     assert _names(corpus, store.find({"kind": {"$ne": "positive"}}, limit=2)) == [N, PAIR]
+    assert _names(
+        corpus, store.find({"task_id": "add-1", "kind": {"$ne": "positive"}}, limit=1)
+    ) == [N]
     assert store.find(limit=0) == []
     with pytest.raises(ValueError, match="limit"):
         store.find(limit=-1)

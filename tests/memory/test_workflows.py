@@ -213,3 +213,25 @@ def test_retiring_what_unhelpful_names_hides_it_from_retrieval(induced):
     assert memory.retired() == {flow.id: "with 0.10 <= control 0.50"}
     assert memory.retrieve(flow.title, k=40, same_scope=False)  # the others are still there
     assert flow.id not in {w.id for w, _ in memory.retrieve(flow.title, k=40, same_scope=False)}
+
+
+def test_retrieval_skips_retired_workflows_without_filtering_chroma_on_a_boolean(induced):
+    memory = _memory(induced)
+    task = builtin_tasks("compare", split="heldout", n=1)[0]
+    nearest = memory.retrieve(task, k=50, same_scope=False)
+    memory.retire([w.id for w, _ in nearest[:5]], round=2, reason="no lift")
+    asked = []
+    query = memory.collection.query
+
+    def recording(**kwargs):
+        asked.append(kwargs["where"])
+        return query(**kwargs)
+
+    memory.collection.query = recording  # type: ignore[method-assign]
+    # the five nearest are retired: the next five live ones come back, in order
+    live = memory.retrieve(task, k=5, same_scope=False)
+    assert [w.id for w, _ in live] == [w.id for w, _ in nearest[5:10]]
+    assert memory.retrieve_many([task], k=1)[0] == memory.retrieve(task, k=1)
+    # Chroma does not index booleans: a filter on "retired" would scan the whole database
+    assert asked and all(where is None or "retired" not in str(where) for where in asked)
+    assert set(memory.retired()) == {w.id for w, _ in nearest[:5]}

@@ -7,7 +7,7 @@ import random
 import pytest
 
 from selfimprove.memory import HashEmbeddings, InMemoryStore
-from selfimprove.tasks.curriculum import TaskRecord, select_tasks, task_records
+from selfimprove.tasks.curriculum import TaskHistory, TaskRecord, select_tasks, task_records
 from selfimprove.types import Example, Task
 
 
@@ -59,6 +59,42 @@ def test_records_filter_by_task_and_round(store):
     assert "c" not in early
     assert task_records(store, []) == {}
     assert task_records(store, ["a"], before_round=0) == {}
+
+
+class _Asked:
+    """A store that records the filters asked of it."""
+
+    def __init__(self, store):
+        self.store, self.wheres = store, []
+
+    def find(self, where=None, *, limit=None):
+        self.wheres.append(where)
+        return self.store.find(where, limit=limit)
+
+
+def test_a_task_history_answers_as_task_records_reading_each_round_once(store):
+    asked = _Asked(store)
+    history = TaskHistory(asked)
+    student = {"kind": "attempt", "agent": "student"}
+    assert history.records(before_round=1) == task_records(store, before_round=1)
+    assert history.records(["a", "b"], before_round=3) == task_records(
+        store, ["a", "b"], before_round=3
+    )
+    assert history.records(before_round=3) == task_records(store, before_round=3)
+    assert asked.wheres == [
+        student | {"round": {"$lt": 1}},
+        student | {"round": 1},
+        student | {"round": 2},
+    ]
+    records = history.records(before_round=4)
+    assert records == task_records(store, before_round=4) and asked.wheres[-1] == student | {
+        "round": 3
+    }
+    records["a"].attempts = 99  # the caller's copy
+    assert history.records(before_round=4)["a"].attempts == 3
+    # an earlier round than before: read everything again
+    assert history.records(before_round=2) == task_records(store, before_round=2)
+    assert asked.wheres[-1] == student | {"round": {"$lt": 2}} and len(asked.wheres) == 5
 
 
 def _tasks(n: int) -> list[Task]:
