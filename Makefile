@@ -68,6 +68,11 @@ format: install
 
 bench: install
 	$(BIN)/python bench/bench_sandbox.py
+	$(BIN)/python bench/bench_store.py
+	$(BIN)/python bench/bench_scaling.py
+	$(BIN)/python bench/bench_generation.py
+	$(BIN)/python bench/bench_training.py
+	$(BIN)/python bench/bench_overhead.py
 
 # The full loop against plain rejection-sampling SFT at equal compute (about 20 minutes).
 bench-loop: install

@@ -207,6 +207,16 @@ class TrainingConfig(_Section):
     batch_size: int = Field(default=8, ge=1)
     gradient_accumulation_steps: int = Field(default=1, ge=1, le=4096)
     max_length: int = Field(default=256, ge=16)
+    packing: Literal["none", "padding_free", "packed"] = Field(
+        default="none",
+        description=(
+            "How SFT batches its rows: 'none' pads each batch to its longest row; "
+            "'padding_free' joins a batch's rows into one sequence without padding (the same "
+            "rows per step, less compute: see bench/bench_training.py); 'packed' fills "
+            "max_length-long sequences with whole rows, so a step holds batch_size of those "
+            "(more rows per step). The DPO stage always pads."
+        ),
+    )
     precision: Literal["auto", "bf16", "fp32"] = Field(
         default="auto",
         description=(
@@ -234,6 +244,16 @@ class TrainingConfig(_Section):
             raise ValueError(
                 f"lora_target_modules {targets!r} must name at least one module and no empty "
                 "names, e.g. ['q_proj', 'v_proj'], or be 'all-linear'"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _check_packing(self) -> TrainingConfig:
+        if self.packing != "none" and self.method == "dpo":
+            raise ValueError(
+                f"packing {self.packing!r} applies to SFT only, and method 'dpo' has no SFT "
+                "stage (TRL's DPO trainer always pads); set packing: none, or use method "
+                "'sft' or 'sft_dpo'"
             )
         return self
 

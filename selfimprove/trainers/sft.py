@@ -6,7 +6,8 @@
     result.model_path, result.stages[0].losses
 
 LoRA by default (merged into the weights before saving), loss on the completion
-only, CPU or GPU settings picked automatically, one rich progress bar. The output
+only, padded batches unless ``TrainingConfig.packing`` says padding-free or
+packed, CPU or GPU settings picked automatically, one rich progress bar. The output
 folder is a plain Hugging Face model plus ``manifest.json``, written atomically.
 From a shell, ``python -m selfimprove.trainers`` runs a whole round.
 """
@@ -16,10 +17,12 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from datasets import Dataset
 from transformers import AutoTokenizer, PrinterCallback, TrainerCallback
 from trl import SFTConfig, SFTTrainer
+from trl.trainer.sft_trainer import DataCollatorForLanguageModeling  # not re-exported by trl
 
 from selfimprove.config import TrainingConfig
 from selfimprove.trainers.callbacks import StepLog, quiet_libraries
@@ -77,11 +80,12 @@ def train_sft(
         args = SFTConfig(
             **trainer_args(config, staged.scratch, config.learning_rate),
             completion_only_loss=True,  # learn the verified answers, not the questions
-            packing=False,
+            packing=config.packing == "packed",
         )
         trainer = SFTTrainer(
             model=str(base),
             args=args,
+            data_collator=_collator(config, tokenizer),
             train_dataset=sft_rows(dataset, tokenizer, chat=config.chat_template),
             processing_class=tokenizer,
             peft_config=lora_config(config),
@@ -102,3 +106,20 @@ def train_sft(
             processes=trainer.accelerator.num_processes,
         )
         return publish(trainer, staged, result)
+
+
+def _collator(config: TrainingConfig, tokenizer: Any) -> DataCollatorForLanguageModeling | None:
+    """TRL's padding-free collator for ``packing: padding_free``; None lets TRL pick its own.
+
+    TRL's own ``padding_free=True`` refuses a ``max_length`` unless rows are packed
+    (it bounds rows, not the joined sequence); passing the collator keeps TRL's
+    cut of each row to ``max_length`` while joining a batch's rows without padding.
+    ``packing: packed`` needs nothing here: TRL's packed rows are padding-free already.
+    """
+    if config.packing != "padding_free":
+        return None
+    pad = tokenizer.pad_token_id
+    # The joined row is never padded, so any id will do where the tokenizer has none.
+    return DataCollatorForLanguageModeling(
+        pad_token_id=pad if pad is not None else tokenizer.eos_token_id, padding_free=True
+    )
