@@ -32,12 +32,15 @@ asked for (``bench/bench_scaling.py`` measures it):
 
 - ``find``/``count``: when a filter holds equalities (or ``$in`` lists) on
   ``round``, ``task_id`` or ``parent_id`` (a round, a few tasks, a parent:
-  small slices of a store), only those go to Chroma and the rest is checked here with ``base.matches``,
-  the reference semantics (``narrowing``);
+  small slices of a store), only those go to Chroma and the rest is checked
+  here with ``base.matches``, the reference semantics (``narrowing``);
 - ``search`` with a filter: the nearest records are fetched unfiltered (the
   slice selected by such equalities, if any), ``16 * k`` at first and widening,
   and filtered here; a filter too rare for that falls back to Chroma's own
-  filtered query.
+  filtered query. The nearest records a filter excludes are still read: a
+  task's own earlier examples, closest to its prompt and excluded by
+  ``{"task_id": {"$ne": ...}}``, make that search grow with the task's history
+  (``bench/bench_scaling.py``'s "retrieve worked").
 """
 
 from __future__ import annotations
