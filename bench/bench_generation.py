@@ -1,8 +1,8 @@
 """Generation throughput: the loop's generation path against the raw backend call.
 
-Run it from the repository root (``make bench``; about 9 minutes on 2 busy CPU cores)::
+Run it from the repository root (``make bench``; about 3 minutes on 2 idle CPU cores)::
 
-    python bench/bench_generation.py                    # 32 held-out prompts, 3 repeats
+    python bench/bench_generation.py                    # 24 held-out prompts, 3 repeats
     python bench/bench_generation.py --per-suite 4 --repeats 1 --no-sampling
     python bench/bench_generation.py --threads 1     # on a machine others keep busy
     python bench/bench_generation.py --server http://127.0.0.1:8000/v1 --server-model NAME
@@ -263,7 +263,7 @@ def parse_args() -> argparse.Namespace:
     defaults, loop = ModelConfig(), LoopConfig()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=defaults.model, help="student name or folder")
-    parser.add_argument("--per-suite", type=int, default=8, help="held-out prompts per suite")
+    parser.add_argument("--per-suite", type=int, default=6, help="held-out prompts per suite")
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per arm and mode")
     parser.add_argument("--warmup", type=int, default=4, help="tasks in each arm's warm-up run")

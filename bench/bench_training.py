@@ -1,6 +1,6 @@
 """Training speed: our SFT/DPO wrappers against a raw TRL script, and SFT batching modes.
 
-Run it from the repository root (``make bench``; about 8 minutes on 2 CPU cores)::
+Run it from the repository root (``make bench``; 14 minutes on 2 busy CPU cores, 1 thread)::
 
     python bench/bench_training.py
     python bench/bench_training.py --sft-steps 4 --dpo-steps 3 --no-batching
@@ -20,16 +20,20 @@ error, as error injection makes them):
 
 A step's time is the interval between two ``on_step_end`` callbacks (data,
 forward, backward, optimizer, logging); the first step of every run is the
-warm-up and is left out. The arms alternate (ours, raw, ours, raw ...). Same
-seed and rows, so both see the same batches (their losses agree to the bit, which
-checks the raw script mirrors ours): s/step is each arm's median, the ratio ours'
-time over raw's for the same timed steps, and the step-by-step spread of that
-ratio shows how much a busy machine blurred it. Then our SFT trains once with each
-``TrainingConfig.packing``: ``none`` (padded batches, the default),
-``padding_free`` (a batch's rows joined into one sequence: the same rows per
-step) and ``packed`` (rows packed into ``max_length`` sequences: more rows per
-step), counting tokens as the non-padding tokens the model reads per second;
-the first step's loss of ``none`` and ``padding_free`` should agree (same rows).
+warm-up and is left out. Each comparison starts with a short untimed run (the
+first run in a process is slower), then the arms alternate, swapping places
+every repeat (ours, raw, raw, ours ...). Same seed and rows, so both see the same
+batches (their losses agree to the bit, which checks the raw script mirrors
+ours): s/step is each arm's median, the ratio the median over timed steps of
+ours' time over raw's for the same step, and the spread of those step ratios
+shows how much a busy machine blurred it.
+
+Then our SFT trains once with each ``TrainingConfig.packing``: ``none`` (padded
+batches, the default), ``padding_free`` (a batch's rows joined into one sequence:
+the same rows per step) and ``packed`` (rows packed into ``max_length``
+sequences: more rows per step), counting tokens as the non-padding tokens the
+model reads per second; the first step's loss of ``none`` and ``padding_free``
+should agree (same rows).
 
 It prints seconds per step and tokens/s and, last, the ratios (target: ours/raw
 at most 1.05 for SFT and DPO), and appends one JSON line to
@@ -72,6 +76,7 @@ from selfimprove.types import Example, Task
 RESULTS = Path(__file__).parent / "results" / "training.jsonl"
 TARGET = 1.05
 BATCHING = ("none", "padding_free", "packed")  # TrainingConfig.packing
+WARMUP_STEPS = 2  # the untimed run before each comparison
 
 
 class StepClock(TrainerCallback):
@@ -230,13 +235,23 @@ def compare(
     """Ours and raw in turn ``repeats`` times: seconds per step after warm-up, and their ratio.
 
     Same seed, same rows: both arms train on the same batches in the same order (the
-    losses agree to the bit when the settings do), so the ratio is ours' time over
-    raw's for the same timed steps; the spread of the step-by-step ratios shows how
-    noisy the machine was.
+    losses agree to the bit when the settings do): each timed step of ours is paired
+    with the same step of raw, and the ratio is the median of the pairs' ratios (a
+    busy machine's spikes hit single steps; the spread shows how noisy it was).
     """
+    # The first run of a kind in a process is slower (measured: 15-70% per step, whichever
+    # arm it was): a short untimed run takes that, then the arms swap places every repeat.
+    raw(
+        method,
+        base,
+        data,
+        config.model_copy(update={"max_steps": WARMUP_STEPS}),
+        StepClock(advance),
+    )
     clocks: dict[str, list[StepClock]] = {"ours": [], "raw": []}
-    for _ in range(repeats):
-        for name, arm in (("ours", ours), ("raw", raw)):
+    arms = [("ours", ours), ("raw", raw)]
+    for repeat in range(repeats):
+        for name, arm in arms if repeat % 2 == 0 else arms[::-1]:
             clock = StepClock(advance)
             arm(method, base, data, config, clock)
             clocks[name].append(clock)
@@ -247,12 +262,9 @@ def compare(
         "steps": config.max_steps,
         "ours_s_per_step": round(statistics.median(steps["ours"]), 3),
         "raw_s_per_step": round(statistics.median(steps["raw"]), 3),
-        "ratio": round(sum(steps["ours"]) / sum(steps["raw"]), 3),
-        "step_ratios": {
-            "min": round(paired[0], 2),
-            "median": round(statistics.median(paired), 2),
-            "max": round(paired[-1], 2),
-        },
+        "ratio": round(statistics.median(paired), 3),
+        "step_ratios": {"min": round(paired[0], 2), "max": round(paired[-1], 2)},
+        "total_time_ratio": round(sum(steps["ours"]) / sum(steps["raw"]), 3),
         "same_losses": all(c.losses == first for cs in clocks.values() for c in cs),
         "step_seconds": {name: [round(t, 3) for t in times] for name, times in steps.items()},
     }
@@ -281,12 +293,13 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="smollm2-135m-instruct", help="student name or folder")
     parser.add_argument("--rows", type=int, default=64, help="training rows (SFT) and pairs (DPO)")
-    parser.add_argument("--sft-steps", type=int, default=6, help="steps per SFT run (1 warm-up)")
+    parser.add_argument("--sft-steps", type=int, default=5, help="steps per SFT run (1 warm-up)")
     parser.add_argument("--dpo-steps", type=int, default=4, help="steps per DPO run (1 warm-up)")
     parser.add_argument("--batch-size", type=int, default=TrainingConfig().batch_size)
+    parser.add_argument("--dpo-batch-size", type=int, default=4, help="pairs per DPO step")
     parser.add_argument("--sft-repeats", type=int, default=2, help="alternated runs per SFT arm")
     parser.add_argument("--dpo-repeats", type=int, default=1, help="alternated runs per DPO arm")
-    parser.add_argument("--batching-steps", type=int, default=4, help="steps per batching mode")
+    parser.add_argument("--batching-steps", type=int, default=3, help="steps per batching mode")
     parser.add_argument("--no-dpo", action="store_true")
     parser.add_argument("--no-batching", action="store_true", help="skip padded/packed tokens/s")
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
@@ -305,7 +318,8 @@ def quiet() -> None:
 
 def report(record: dict[str, Any]) -> None:
     print(
-        f"{record['rows']} rows, batch {record['batch_size']}, LoRA r=16, {record['cpus']} cpus "
+        f"{record['rows']} rows, batch {record['batch_size']} (DPO {record['dpo_batch_size']}), "
+        f"LoRA r=16, {record['cpus']} cpus "
         f"({record['torch_threads']} torch threads, load {record['load_avg']})"
     )
     for method in ("sft", "dpo"):
@@ -327,8 +341,8 @@ def report(record: dict[str, Any]) -> None:
             verdict = "ok" if ratio <= TARGET else f"ABOVE the {TARGET} target"
             spread = record[method]["step_ratios"]
             print(
-                f"ratio {method.upper()} (ours / raw TRL, time of the same steps): {ratio:.2f}x "
-                f"({verdict}; step by step {spread['min']:.2f}-{spread['max']:.2f})"
+                f"ratio {method.upper()} (ours / raw TRL, median over the same steps): "
+                f"{ratio:.2f}x ({verdict}; single steps {spread['min']:.2f}-{spread['max']:.2f})"
             )
     if "batching" in record:
         padded = record["batching"]["none"]["tokens_per_s"]
@@ -350,9 +364,11 @@ def main() -> None:
     positives, pairs = make_examples(args.rows, args.seed)
     sft_data, dpo_data = sft_dataset(positives), dpo_dataset(pairs)
     config = TrainingConfig(max_steps=args.sft_steps, batch_size=args.batch_size, seed=args.seed)
-    dpo_config = config.model_copy(update={"max_steps": args.dpo_steps})
-    total = 2 * args.sft_repeats * args.sft_steps
-    total += 0 if args.no_dpo else 2 * args.dpo_repeats * args.dpo_steps
+    dpo_config = config.model_copy(
+        update={"max_steps": args.dpo_steps, "batch_size": args.dpo_batch_size}
+    )
+    total = WARMUP_STEPS + 2 * args.sft_repeats * args.sft_steps
+    total += 0 if args.no_dpo else WARMUP_STEPS + 2 * args.dpo_repeats * args.dpo_steps
     total += 0 if args.no_batching else len(BATCHING) * args.batching_steps
 
     record: dict[str, Any] = {}
@@ -378,6 +394,7 @@ def main() -> None:
         "model": args.model,
         "rows": args.rows,
         "batch_size": args.batch_size,
+        "dpo_batch_size": args.dpo_batch_size,
         **record,
     }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
