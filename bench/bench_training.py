@@ -266,6 +266,14 @@ def compare(
         "step_ratios": {"min": round(paired[0], 2), "max": round(paired[-1], 2)},
         "total_time_ratio": round(sum(steps["ours"]) / sum(steps["raw"]), 3),
         "same_losses": all(c.losses == first for cs in clocks.values() for c in cs),
+        "tokens_per_step": {
+            name: [[t for _, t in c.steps] for c in cs] for name, cs in clocks.items()
+        },
+        "same_tokens": all(
+            [t for _, t in c.steps] == [t for _, t in clocks["raw"][0].steps]
+            for cs in clocks.values()
+            for c in cs
+        ),
         "step_seconds": {name: [round(t, 3) for t in times] for name, times in steps.items()},
     }
 
@@ -328,7 +336,8 @@ def report(record: dict[str, Any]) -> None:
             print(
                 f"{method.upper()}: ours {r['ours_s_per_step']:6.2f} s/step   raw TRL "
                 f"{r['raw_s_per_step']:6.2f} s/step   (median of {len(r['step_seconds']['raw'])} "
-                f"steps after warm-up; same batches, same losses: {_yes(r['same_losses'])})"
+                f"steps after warm-up; same losses: {_yes(r['same_losses'])}, same tokens: "
+                f"{_yes(r['same_tokens'])})"
             )
     for mode, r in record.get("batching", {}).items():
         print(

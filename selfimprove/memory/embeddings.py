@@ -286,12 +286,16 @@ def embed_texts(embeddings: Any, texts: list[str]) -> np.ndarray:
     """Embed with any chromadb-style embedding function into a unit-row float32 matrix.
 
     Uses the fast ``embed`` method of our own classes and falls back to
-    ``__call__`` for any other ``EmbeddingFunction``.
+    ``__call__`` for any other ``EmbeddingFunction``. Each distinct text is embedded
+    once: a round's attempt, positive and pair of one answer share their document.
     """
     if not texts:
         return np.zeros((0, getattr(embeddings, "dim", DIM)), dtype=np.float32)
+    row = {text: i for i, text in enumerate(dict.fromkeys(texts))}
+    unique = list(row)
     if hasattr(embeddings, "embed"):
-        vectors = np.asarray(embeddings.embed(list(texts)), dtype=np.float32)
+        vectors = np.asarray(embeddings.embed(unique), dtype=np.float32)
     else:
-        vectors = np.asarray(embeddings(list(texts)), dtype=np.float32)
-    return _normalize_rows(vectors)
+        vectors = np.asarray(embeddings(unique), dtype=np.float32)
+    vectors = _normalize_rows(vectors)
+    return vectors if len(unique) == len(texts) else vectors[[row[t] for t in texts]]

@@ -102,3 +102,22 @@ def test_embed_texts_accepts_any_chroma_embedding_function():
             return [[3.0, 4.0] for _ in input]
 
     np.testing.assert_allclose(embed_texts(Plain(), ["a", "b"]), [[0.6, 0.8], [0.6, 0.8]])
+
+
+def test_embed_texts_embeds_each_distinct_text_once_and_keeps_the_order():
+    seen: list[list[str]] = []
+
+    class Counting:
+        def __call__(self, input):
+            seen.append(list(input))
+            return [[float(len(text)), 1.0] for text in input]
+
+    texts = ["abc", "a", "abc", "abcd", "a", "abc"]
+    vectors = embed_texts(Counting(), texts)
+    assert seen == [["abc", "a", "abcd"]]
+    expected = embed_texts(Counting(), ["abc", "a", "abcd"])
+    np.testing.assert_array_equal(vectors, expected[[0, 1, 0, 2, 1, 0]])
+    minilm = MiniLMEmbeddings()
+    np.testing.assert_allclose(
+        embed_texts(minilm, ["x y", "z", "x y"]), minilm.embed(["x y", "z", "x y"]), atol=1e-5
+    )
