@@ -2,7 +2,7 @@
 and training.
 
 Run it from the repository root (``make bench`` runs the smaller default; about
-5 minutes on 2 CPU cores)::
+3 minutes on 2 idle CPU cores)::
 
     python bench/bench_overhead.py                       # one round, demo settings scaled down
     python bench/bench_overhead.py --heldout 50 --tasks-per-round 120 --max-steps 30   # the demo

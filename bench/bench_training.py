@@ -1,6 +1,6 @@
 """Training speed: our SFT/DPO wrappers against a raw TRL script, and SFT batching modes.
 
-Run it from the repository root (``make bench``; 14 minutes on 2 busy CPU cores, 1 thread)::
+Run it from the repository root (``make bench``; about 7 minutes on 2 idle CPU cores)::
 
     python bench/bench_training.py
     python bench/bench_training.py --sft-steps 4 --dpo-steps 3 --no-batching

@@ -1,6 +1,6 @@
 """``make bench``: every benchmark in turn, then one table of their figures and ratios.
 
-Run it from the repository root (about 30 minutes on 2 idle CPU cores)::
+Run it from the repository root (about 25 minutes on 2 idle CPU cores)::
 
     python bench/run_all.py                    # all of them
     python bench/run_all.py store training     # some, by name
