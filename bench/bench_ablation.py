@@ -28,18 +28,17 @@ bench continues. It prints the table last and appends one JSON line per run to
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import shutil
-from datetime import UTC, datetime
 from pathlib import Path
+
+from _results import FOLDER, append, machine
 
 from selfimprove.api import demo_config, run_loop
 from selfimprove.checkpoints import has_checkpoints
 from selfimprove.config import Config
 from selfimprove.eval.report import RoundRecord, read_report
 
-RESULTS = Path(__file__).parent / "results" / "ablation.jsonl"
+RESULTS = FOLDER / "ablation.jsonl"
 AGENTS = {  # arm name -> the switches it turns off
     "self_debug": ("self_debug",),
     "inject": ("inject_errors", "self_edit"),
@@ -138,16 +137,13 @@ def main() -> None:
         rows.append(row(arm, records))
 
     record = {
-        "time": datetime.now(UTC).isoformat(timespec="seconds"),
-        "cpus": os.cpu_count(),
+        **machine(),
         "rounds": args.rounds,
         "heldout_per_suite": args.heldout,
         "tasks_per_round": args.tasks_per_round,
         "arms": rows,
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    with RESULTS.open("a") as f:
-        f.write(json.dumps(record) + "\n")
+    append(RESULTS, record)
     print("\n| arm | held-out pass@1 | per round | promoted | train steps | min |")
     print("|---|---|---|---|---|---|")
     for r in rows:

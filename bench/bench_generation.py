@@ -40,18 +40,15 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
 import os
-import platform
 import statistics
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import torch
+from _results import FOLDER, append, machine
 from rich.progress import Progress
 from transformers import StoppingCriteria, StoppingCriteriaList
 
@@ -64,7 +61,7 @@ from selfimprove.models.remote import LiteLLMModel
 from selfimprove.tasks import SUITES, builtin_tasks
 from selfimprove.types import Task
 
-RESULTS = Path(__file__).parent / "results" / "generation.jsonl"
+RESULTS = FOLDER / "generation.jsonl"
 TARGET = 0.8
 
 Arm = Callable[[Sequence[Task]], tuple[int, list[list[str]]]]
@@ -382,9 +379,7 @@ def main() -> None:
 
     installed = other_backends()
     record = {
-        "time": datetime.now(UTC).isoformat(timespec="seconds"),
-        "cpus": os.cpu_count(),
-        "python": platform.python_version(),
+        **machine(),
         "torch_threads": torch.get_num_threads(),
         "load_avg": round(os.getloadavg()[0], 2),
         "model": args.model,
@@ -398,9 +393,7 @@ def main() -> None:
         "server": server_status(args, installed),
         **results,
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    with RESULTS.open("a") as f:
-        f.write(json.dumps(record) + "\n")
+    append(RESULTS, record)
     report(record, results)
 
 

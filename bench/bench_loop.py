@@ -30,19 +30,18 @@ difference, and appends one JSON line to ``bench/results/loop.jsonl``.
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import os
 import shutil
-from datetime import UTC, datetime
 from pathlib import Path
+
+from _results import FOLDER, append, machine
 
 from selfimprove.api import demo_config, run_loop
 from selfimprove.config import Config, load_config
 from selfimprove.eval.report import RoundRecord
 from selfimprove.trainers import load_manifest
 
-RESULTS = Path(__file__).parent / "results" / "loop.jsonl"
+RESULTS = FOLDER / "loop.jsonl"
 
 
 def rejection_config(full: Config, samples_per_task: int, max_steps: int, out: Path) -> Config:
@@ -159,17 +158,14 @@ def main() -> None:
     rs_sum = summary("rejection", run_loop(rs))
 
     record = {
-        "time": datetime.now(UTC).isoformat(timespec="seconds"),
-        "cpus": os.cpu_count(),
+        **machine(),
         "tasks_per_round": tasks,
         "heldout_per_suite": full.tasks.heldout_per_suite,
         "full": full_sum,
         "rejection": rs_sum,
         "difference": round(full_sum["final"] - rs_sum["final"], 4),
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    with RESULTS.open("a") as f:
-        f.write(json.dumps(record) + "\n")
+    append(RESULTS, record)
     for arm in (rs_sum, full_sum):
         print(
             f"{arm['arm']:>9}: {arm['generations']} generations, {arm['train_steps']} train steps "

@@ -27,16 +27,14 @@ from __future__ import annotations
 
 import argparse
 import functools
-import json
-import os
-import platform
 import shutil
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from _results import FOLDER, append, machine
 
 import selfimprove.trainers
 from selfimprove.api import demo_config, run_loop
@@ -44,7 +42,7 @@ from selfimprove.memory import ChromaStore, MiniLMEmbeddings
 from selfimprove.models.local import TransformersModel
 from selfimprove.tasks.verifiers import Grader
 
-RESULTS = Path(__file__).parent / "results" / "overhead.jsonl"
+RESULTS = FOLDER / "overhead.jsonl"
 
 
 def _overlap(within: Intervals, timer: Intervals, kind: str, start: float, end: float) -> float:
@@ -139,9 +137,7 @@ def main() -> None:
         for kind in ("embedding", "loading models", "store")
     }
     record = {
-        "time": datetime.now(UTC).isoformat(timespec="seconds"),
-        "cpus": os.cpu_count(),
-        "python": platform.python_version(),
+        **machine(),
         "heldout_per_suite": args.heldout,
         "tasks_per_round": args.tasks_per_round,
         "max_steps": args.max_steps,
@@ -153,9 +149,7 @@ def main() -> None:
         "overhead_parts_s": {kind: round(s, 1) for kind, s in outside.items()},
         "overhead_share_embedding_as_model": round((overhead - outside["embedding"]) / wall, 4),
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    with RESULTS.open("a") as f:
-        f.write(json.dumps(record) + "\n")
+    append(RESULTS, record)
     print(f"run (baseline + round 1): {whole:.1f} s; round 1: {wall:.1f} s")
     for kind, seconds in parts.items():
         print(f"  {kind:<13} {seconds:7.1f} s  {seconds / wall:6.1%}")

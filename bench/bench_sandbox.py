@@ -15,22 +15,19 @@ starting its workers. Target: a ratio of at least 10 and at least 100/s on 2 cor
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import random
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
-from pathlib import Path
 
+from _results import FOLDER, append, machine
 from rich.progress import Progress
 
 from selfimprove.config import SandboxConfig
 from selfimprove.sandbox import ExecResult, SandboxPool, run_fresh
 
-RESULTS = Path(__file__).parent / "results" / "sandbox.jsonl"
+RESULTS = FOLDER / "sandbox.jsonl"
 
 # (function source, right answer, wrong answer) for f(x); wrong ones fail the asserts.
 _FUNCTIONS = [
@@ -94,21 +91,17 @@ def main() -> None:
         raise SystemExit("pool and run_fresh disagree on some verdicts; the benchmark is void")
 
     record = {
-        "time": datetime.now(UTC).isoformat(timespec="seconds"),
+        **machine(),
         "programs": args.n,
         "passing": sum(r.ok for r in pooled),
         "workers": args.workers,
-        "cpus": os.cpu_count(),
         "isolation": isolation["mode"],
-        "python": platform.python_version(),
         "pool_startup_s": round(startup, 4),
         "pool_per_s": round(args.n / pool_s, 1),
         "fresh_per_s": round(args.n / fresh_s, 1),
         "ratio": round(fresh_s / pool_s, 1),
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    with RESULTS.open("a") as f:
-        f.write(json.dumps(record) + "\n")
+    append(RESULTS, record)
     print(f"isolation: {isolation}")
     print(
         f"{args.n} programs ({record['passing']} pass), {args.workers} workers, {os.cpu_count()} cpus"

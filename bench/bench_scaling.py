@@ -41,19 +41,17 @@ excludes), target at most 1.5, and appends one JSON line to
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import shutil
 import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+from _results import FOLDER, append, machine
 from _synthetic import bench_tasks, heldout_attempts, round_examples
 from rich.progress import Progress
 
@@ -71,7 +69,7 @@ from selfimprove.tasks import TaskSet
 from selfimprove.tasks.curriculum import TaskHistory
 from selfimprove.types import Example
 
-RESULTS = Path(__file__).parent / "results" / "scaling.jsonl"
+RESULTS = FOLDER / "scaling.jsonl"
 TASKS_PER_ROUND = 64  # at about 8.5 examples per task, enough for 500 new examples
 FILL_BATCH = 5000  # older examples added per store.add while filling
 NO_RETRIEVAL = "round, retrieve_k=0"
@@ -226,9 +224,7 @@ def main() -> None:
     totals = [*steps, "round", NO_RETRIEVAL]
     ratios = {name: best[large][name] / best[small][name] for name in totals}
     record = {
-        "time": datetime.now(UTC).isoformat(timespec="seconds"),
-        "cpus": os.cpu_count(),
-        "python": platform.python_version(),
+        **machine(),
         "new": args.new,
         "repeats": args.repeats,
         "fill_s": round(fill_s, 1),
@@ -236,9 +232,7 @@ def main() -> None:
         "ratio": {k: round(v, 2) for k, v in ratios.items()},
         "wall_s": round(time.perf_counter() - started, 1),
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    with RESULTS.open("a") as f:
-        f.write(json.dumps(record) + "\n")
+    append(RESULTS, record)
     print(f"{args.new} new examples per round, best of {args.repeats} rounds per size, "
           f"{os.cpu_count()} cpus; filling the stores took {fill_s:.0f}s")  # fmt: skip
     header = "".join(f"{s:>10,}" for s in sizes)

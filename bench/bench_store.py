@@ -46,20 +46,18 @@ p50 (target: at most 1.2) and the query p50 at the largest size (target: under
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import shutil
 import tempfile
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import chromadb
 import numpy as np
+from _results import FOLDER, append, machine
 from _synthetic import (
     PrecomputedEmbeddings,
     bench_tasks,
@@ -75,7 +73,7 @@ from selfimprove.memory import ChromaStore, HashEmbeddings
 from selfimprove.tasks import TaskSet
 from selfimprove.types import Example, Task
 
-RESULTS = Path(__file__).parent / "results" / "store.jsonl"
+RESULTS = FOLDER / "store.jsonl"
 K = 4
 QUERY_RESERVE_S = 60  # kept back from --budget for the queries at the largest size
 
@@ -243,9 +241,7 @@ def _report(results: dict[str, Any], large: dict[str, Any] | None, sizes, args, 
             "query_plain_p50": q["ours plain"]["p50"] / q["raw plain"]["p50"],
         }
     record = {
-        "time": datetime.now(UTC).isoformat(timespec="seconds"),
-        "cpus": os.cpu_count(),
-        "python": platform.python_version(),
+        **machine(),
         "chromadb": chromadb.__version__,
         "batch": args.batch,
         "k": K,
@@ -255,9 +251,7 @@ def _report(results: dict[str, Any], large: dict[str, Any] | None, sizes, args, 
         "large": _rounded(large),
         "wall_s": round(wall, 1),
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    with RESULTS.open("a") as f:
-        f.write(json.dumps(record) + "\n")
+    append(RESULTS, record)
     print(f"batches of {args.batch}, k={K}, {args.queries} queries per arm, "
           f"{os.cpu_count()} cpus, chromadb {chromadb.__version__}, {wall:.0f}s")  # fmt: skip
     for size in sizes:

@@ -43,21 +43,19 @@ at most 1.05 for SFT and DPO), and appends one JSON line to
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import random
 import statistics
 import tempfile
 import time
 import warnings
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import datasets
 import torch
+from _results import FOLDER, append, machine
 from datasets import Dataset
 from peft import LoraConfig
 from rich.progress import Progress
@@ -73,7 +71,7 @@ from selfimprove.tasks import SUITES, builtin_tasks
 from selfimprove.trainers import train_dpo, train_sft
 from selfimprove.types import Example, Task
 
-RESULTS = Path(__file__).parent / "results" / "training.jsonl"
+RESULTS = FOLDER / "training.jsonl"
 TARGET = 1.05
 BATCHING = ("none", "padding_free", "packed")  # TrainingConfig.packing
 WARMUP_STEPS = 2  # the untimed run before each comparison
@@ -395,9 +393,7 @@ def main() -> None:
             record["batching"] = batching(base, sft_data, steps, advance)
 
     record = {
-        "time": datetime.now(UTC).isoformat(timespec="seconds"),
-        "cpus": os.cpu_count(),
-        "python": platform.python_version(),
+        **machine(),
         "torch_threads": torch.get_num_threads(),
         "load_avg": round(os.getloadavg()[0], 2),
         "model": args.model,
@@ -406,9 +402,7 @@ def main() -> None:
         "dpo_batch_size": args.dpo_batch_size,
         **record,
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    with RESULTS.open("a") as f:
-        f.write(json.dumps(record) + "\n")
+    append(RESULTS, record)
     report(record)
 
 

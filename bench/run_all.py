@@ -16,17 +16,17 @@ reported and the rest still run; the exit status is then 1.
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from _results import FOLDER, last_record, now
+
 HERE = Path(__file__).parent
-RESULTS = HERE / "results"
+RESULTS = FOLDER
 
 Row = tuple[str, str, str]  # figure, measured, target
 
@@ -123,17 +123,6 @@ BENCHES: dict[str, tuple[str, str, Callable[[dict[str, Any]], list[Row]]]] = {
 }
 
 
-def _last_record(path: Path, since: str) -> dict[str, Any] | None:
-    """The last JSON line of ``path`` if it was written at or after ``since``."""
-    if not path.exists():
-        return None
-    lines = path.read_text().strip().splitlines()
-    if not lines:
-        return None
-    record = json.loads(lines[-1])
-    return record if record.get("time", "") >= since else None
-
-
 def main(args: list[str]) -> int:
     table_only = "--table" in args
     names = [a for a in args if a != "--table"]
@@ -152,11 +141,11 @@ def main(args: list[str]) -> int:
             code, since = 0, ""
         else:
             print(f"\n=== {name} ({script}) ===", flush=True)
-            since = datetime.now(UTC).isoformat(timespec="seconds")
+            since = now()
             start = time.perf_counter()
             code = subprocess.call([sys.executable, str(HERE / script)])
             walls[name] = time.perf_counter() - start
-        record = _last_record(RESULTS / results, since) if code == 0 else None
+        record = last_record(RESULTS / results, since) if code == 0 else None
         if record is None:
             failed.append(name)
             why = f"exit {code}" if code else "no result line written"

@@ -13,6 +13,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture
 def run_all(monkeypatch, tmp_path):
+    monkeypatch.syspath_prepend(str(ROOT / "bench"))  # as when the script runs: its folder first
     spec = importlib.util.spec_from_file_location("run_all", ROOT / "bench" / "run_all.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
