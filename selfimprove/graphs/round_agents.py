@@ -30,7 +30,7 @@ from selfimprove.memory.curate import curate
 from selfimprove.memory.decontaminate import check_tasks_decontaminated
 from selfimprove.memory.embeddings import make_embeddings
 from selfimprove.runs import added_tasks
-from selfimprove.tasks.curriculum import TaskHistory, select_tasks, task_records
+from selfimprove.tasks.curriculum import TaskHistory, select_tasks
 from selfimprove.types import Example, Task
 
 if TYPE_CHECKING:
@@ -78,6 +78,7 @@ def choose_tasks(
     ``history``: the curriculum's records kept across rounds (the round graph keeps
     one), so that only the last round's attempts are read; None reads them all.
     """
+    history = history if history is not None else TaskHistory(deps.store)
     loop, rng = deps.config.loop, random.Random(f"{deps.config.tasks.seed}:{round}")
     earlier = augmented_tasks(deps.out_dir, round)
     k = loop.tasks_per_round
@@ -91,11 +92,7 @@ def choose_tasks(
     if queued:
         counts["tasks/added"] = len(queued)
     if loop.curriculum:
-        ids = {t.id for t in pool}
-        if history is None:
-            records = task_records(deps.store, ids, before_round=round)
-        else:
-            records = history.records(ids, before_round=round)
+        records = history.records({t.id for t in pool}, before_round=round)
         drawn, skipped = select_tasks(
             pool, records, wanted, rng, min_attempts=loop.curriculum_min_attempts
         )

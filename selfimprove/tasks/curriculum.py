@@ -27,6 +27,8 @@ from pydantic import BaseModel, Field
 from selfimprove.memory.base import ExampleStore
 from selfimprove.types import Example, Task
 
+STUDENT_ATTEMPTS = {"kind": "attempt", "agent": "student"}  # what task records count
+
 
 class TaskRecord(BaseModel):
     """How the student did on one task: sampled attempts, how many passed, in which rounds."""
@@ -60,7 +62,7 @@ def task_records(
         task_ids: only these tasks (default: every task with attempts).
         before_round: only attempts of rounds before this one.
     """
-    where: dict[str, Any] = {"kind": "attempt", "agent": "student"}
+    where: dict[str, Any] = dict(STUDENT_ATTEMPTS)
     if before_round is not None:
         where["round"] = {"$lt": before_round}
     if task_ids is not None:
@@ -112,8 +114,7 @@ class TaskHistory:
             self._records = task_records(self.store, before_round=before_round)
         else:
             for r in range(self._before, before_round):
-                where = {"kind": "attempt", "agent": "student", "round": r}
-                _count_attempts(self._records, self.store.find(where))
+                _count_attempts(self._records, self.store.find({**STUDENT_ATTEMPTS, "round": r}))
         self._before = before_round
         wanted = None if task_ids is None else set(task_ids)
         return {

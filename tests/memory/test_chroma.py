@@ -226,12 +226,18 @@ ROUND_FILTERS = [
 ]
 
 
-def test_filters_narrowed_by_round_or_task_answer_as_the_reference(tmp_path):
+def _rounds_in_both(tmp_path) -> tuple[ChromaStore, InMemoryStore]:
+    """``_rounds()`` in an embedded Chroma store and in the reference store."""
     examples = _rounds()
     store = ChromaStore.persistent(tmp_path, "rounds", HashEmbeddings())
     reference = InMemoryStore(HashEmbeddings())
     store.add(examples)
     reference.add(examples)
+    return store, reference
+
+
+def test_filters_narrowed_by_round_or_task_answer_as_the_reference(tmp_path):
+    store, reference = _rounds_in_both(tmp_path)
     store.collection = recording = _Recording(store.collection)
     for where in ROUND_FILTERS:
         recording.calls.clear()
@@ -269,11 +275,7 @@ def test_a_search_filter_too_rare_for_the_nearest_records_falls_back_to_chroma(
 
 
 def test_find_reads_large_answers_a_batch_at_a_time(tmp_path):
-    examples = _rounds()
-    store = ChromaStore.persistent(tmp_path, "rounds", HashEmbeddings())
-    reference = InMemoryStore(HashEmbeddings())
-    store.add(examples)
-    reference.add(examples)
+    store, reference = _rounds_in_both(tmp_path)
     store.batch_size = 7  # as if Chroma took 7 records per get
     for where in [None, {"kind": "attempt"}, *ROUND_FILTERS]:
         assert store.find(where) == reference.find(where), where
